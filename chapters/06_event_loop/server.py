@@ -1,0 +1,243 @@
+"""Chapter 06: an event loop: one thread, many clients, nonblocking sockets.
+
+Chapter 05 gave each client a thread that sleeps in recv(). Here one thread
+serves every client, as Redis does: all sockets are nonblocking, and
+select.poll() tells the loop which of them are ready, so it only ever calls
+recv() or send() when they will not block. Each connection keeps its own
+state between readiness events:
+
+* an input buffer (in its RequestParser) where partial requests wait for
+  the rest of their bytes;
+* an output buffer of replies not yet accepted by the kernel; while it is
+  not empty the loop also waits for the socket to become writable.
+
+Requests are pipelined: every complete request in the input is answered
+and the replies leave in one send. A client that sends faster than it reads
+is throttled rather than allowed to grow our memory: once its pending
+output passes MAX_OUTPUT we stop executing its requests (they wait in its
+input buffer) until the output drains.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+# Chapter folders are not packages: put the repository root on the path so
+# `common` imports when this file is run as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.net import create_listener, log, parse_options, serve  # noqa: E402
+from common.resp import (  # noqa: E402
+    ProtocolError,
+    RequestParser,
+    write_bulk,
+    write_error,
+    write_simple,
+)
+
+RECV_SIZE = 64 * 1024
+# Past this much unsent output, a client's further requests wait unexecuted
+# until the kernel has taken some of it. A single reply may exceed it.
+MAX_OUTPUT = 1024 * 1024
+
+# --- commands ------------------------------------------------------------------
+# A command takes its arguments (the name excluded) and appends its reply to
+# `out`, the connection's output buffer.
+
+Command = Callable[[list[bytes], bytearray], None]
+
+
+def ping(args: list[bytes], out: bytearray) -> None:
+    if len(args) > 1:  # Redis checks PING's upper bound itself, as here
+        write_error(out, wrong_arity_message(b"ping"))
+    elif args:
+        write_bulk(out, args[0])
+    else:
+        write_simple(out, "PONG")
+
+
+def echo(args: list[bytes], out: bytearray) -> None:
+    write_bulk(out, args[0])
+
+
+# name -> (function, arity). Arity counts the name too, as in Redis: a
+# positive arity is exact, a negative one is a minimum.
+COMMANDS: dict[bytes, tuple[Command, int]] = {
+    b"ping": (ping, -1),
+    b"echo": (echo, 2),
+}
+
+
+def execute(request: list[bytes], out: bytearray) -> None:
+    """Run one request and append its reply, or Redis's error for it."""
+    name = request[0].lower()
+    entry = COMMANDS.get(name)
+    if entry is None:
+        write_error(out, unknown_command_message(request))
+        return
+    function, arity = entry
+    count = len(request)
+    if (arity > 0 and count != arity) or (arity < 0 and count < -arity):
+        write_error(out, wrong_arity_message(name))
+        return
+    function(request[1:], out)
+
+
+def wrong_arity_message(name: bytes) -> str:
+    return f"ERR wrong number of arguments for '{name.decode()}' command"
+
+
+def unknown_command_message(request: list[bytes]) -> str:
+    """Redis's text: the name, then the first arguments, quoted, up to ~128 bytes."""
+    listed = ""
+    for arg in request[1:]:
+        if len(listed) >= 128:
+            break
+        listed += "'%s' " % arg.decode(errors="surrogateescape")[: 128 - len(listed)]
+    name = request[0].decode(errors="surrogateescape")[:128]
+    return f"ERR unknown command '{name}', with args beginning with: {listed}"
+
+
+# --- connections -------------------------------------------------------------
+
+
+class Connection:
+    """One client's socket and the state kept for it between events."""
+
+    __slots__ = ("sock", "parser", "outgoing", "closing", "polled_events")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.parser = RequestParser()
+        self.outgoing = bytearray()  # replies not yet sent
+        self.closing = False  # close once the outgoing replies are sent
+        self.polled_events = select.POLLIN  # what the poller waits for now
+
+    def wanted_events(self) -> int:
+        """What to poll for: input unless closing, output while replies wait."""
+        events = 0 if self.closing else select.POLLIN
+        if self.outgoing:
+            events |= select.POLLOUT
+        return events
+
+
+def handle_readable(conn: Connection) -> None:
+    try:
+        data = conn.sock.recv(RECV_SIZE)
+    except BlockingIOError:
+        return  # spurious wakeup: nothing to read after all
+    except OSError:  # e.g. reset by the client: nobody left to answer
+        conn.closing = True
+        conn.outgoing.clear()
+        return
+    if not data:
+        # The client will send no more. Requests already received were
+        # answered; the replies still go out before we close.
+        conn.closing = True
+        return
+    conn.parser.feed(data)
+    execute_requests(conn)
+    # Most replies fit in the socket buffer: send now instead of waiting a
+    # round of poll() to learn that the socket is writable.
+    handle_writable(conn)
+
+
+def execute_requests(conn: Connection) -> None:
+    """Answer every complete request buffered, while the output is not too big."""
+    out = conn.outgoing
+    try:
+        while len(out) < MAX_OUTPUT and (request := conn.parser.next_request()) is not None:
+            execute(request, out)
+    except ProtocolError as error:
+        write_error(out, f"ERR {error}")
+        conn.closing = True
+
+
+def handle_writable(conn: Connection) -> None:
+    try:
+        sent = conn.sock.send(conn.outgoing)
+    except BlockingIOError:
+        return  # the kernel's buffer is full: poll() will tell us when not
+    except OSError:
+        conn.closing = True
+        conn.outgoing.clear()
+        return
+    # Deleting from the front of a bytearray moves its start pointer in
+    # CPython; the unsent rest is not copied.
+    del conn.outgoing[:sent]
+    if not conn.outgoing and not conn.closing and conn.parser.buffered():
+        # Requests held back by MAX_OUTPUT can run now.
+        execute_requests(conn)
+
+
+# --- the event loop --------------------------------------------------------------
+
+
+def accept_clients(listener: socket.socket, poller: select.poll, clients: dict[int, Connection]) -> None:
+    """Accept every connection waiting in the listen queue."""
+    while True:
+        try:
+            sock, address = listener.accept()
+        except BlockingIOError:
+            return
+        except OSError as error:  # e.g. out of file descriptors: keep serving the rest
+            log.warning("accept failed: %s", error)
+            return
+        sock.setblocking(False)
+        # Replies are written whole; don't let Nagle's algorithm hold them back.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(sock)
+        clients[sock.fileno()] = conn
+        poller.register(sock, conn.polled_events)
+        log.debug("connection from %s:%d", *address[:2])
+
+
+def close_client(conn: Connection, poller: select.poll, clients: dict[int, Connection]) -> None:
+    fd = conn.sock.fileno()
+    poller.unregister(fd)
+    del clients[fd]
+    conn.sock.close()
+
+
+def run_event_loop(listener: socket.socket) -> None:
+    listener.setblocking(False)
+    poller = select.poll()
+    poller.register(listener, select.POLLIN)
+    listener_fd = listener.fileno()
+    clients: dict[int, Connection] = {}
+    while True:
+        for fd, events in poller.poll():
+            if fd == listener_fd:
+                accept_clients(listener, poller, clients)
+                continue
+            conn = clients[fd]
+            # POLLHUP/POLLERR come without POLLIN on some systems; recv()
+            # then reports what happened.
+            if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                handle_readable(conn)
+            if events & select.POLLOUT and conn.outgoing:
+                handle_writable(conn)
+            if conn.closing and not conn.outgoing:
+                close_client(conn, poller, clients)
+                continue
+            wanted = conn.wanted_events()
+            if wanted != conn.polled_events:
+                # Only on change: every modify() makes the next poll()
+                # rebuild its array of all descriptors.
+                poller.modify(fd, wanted)
+                conn.polled_events = wanted
+
+
+def main() -> None:
+    options = parse_options("Chapter 06: an event loop with poll()")
+    with create_listener(options.host, options.port) as listener:
+        log.info("listening on %s:%d", options.host, options.port)
+        serve(lambda: run_event_loop(listener))
+
+
+if __name__ == "__main__":
+    main()

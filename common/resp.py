@@ -1,0 +1,323 @@
+"""RESP, the Redis serialization protocol: an incremental request parser and
+RESP2 reply encoders.
+
+Introduced in chapter 04 (Request-Response Protocol). The book frames each
+message with a 4-byte length prefix; we speak RESP instead so that real
+clients (redis-cli, redis-py, redis-benchmark) can talk to every chapter's
+server. The lesson is the same: TCP is a byte stream with no message
+boundaries, so the protocol must say where each request ends, and the server
+must cope with a request arriving in pieces or many requests in one read.
+
+Requests come in two forms, both handled by `RequestParser`:
+
+* multibulk, what client libraries send: ``*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n``
+* inline, what a human types into nc or telnet: ``GET k\\r\\n``
+
+Replies are written by the ``write_*`` functions, which append to the
+connection's output buffer (like Redis's own addReply* family) so that a
+batch of pipelined replies leaves in one send without intermediate objects.
+
+Limits and error texts are Redis's own, so a misbehaving client sees exactly
+what real Redis would tell it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Redis's defaults (proto-max-bulk-len, PROTO_INLINE_MAX_SIZE). Redis allows
+# up to INT_MAX arguments; a million is far beyond any real command and keeps
+# a hostile header from making us allocate a huge list.
+MAX_BULK_LENGTH = 512 * 1024 * 1024
+MAX_ARGUMENTS = 1024 * 1024
+MAX_INLINE_LENGTH = 64 * 1024
+
+CRLF = b"\r\n"
+
+# Redis parses lengths with string2ll: optional minus, no plus sign, no
+# spaces, no leading zeros. Python's int() is laxer ("+1", " 1", "1_0").
+_STRICT_INTEGER = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+
+
+class ProtocolError(Exception):
+    """The client broke the protocol. The message is Redis's error text
+    (without the ``ERR`` prefix); the server replies with it and then closes
+    the connection, as Redis does, since the stream can no longer be framed."""
+
+
+class RequestParser:
+    """Turns a stream of bytes, fed in chunks split anywhere, into requests.
+
+    Usage::
+
+        parser.feed(data)                        # whatever recv() returned
+        while (request := parser.next_request()) is not None:
+            handle(request)                      # a list of bytes arguments
+
+    ``next_request`` returns ``None`` when the buffer holds no complete
+    request yet, and raises `ProtocolError` on malformed input (after which
+    the parser must not be used again).
+
+    The parser keeps its place between calls: a 10 MB value arriving in a
+    thousand reads is scanned once, not once per read. Consumed bytes are
+    dropped from the front of the buffer once per ``feed``, not once per
+    request, so a batch of pipelined requests costs no copying of the rest
+    of the buffer per request.
+    """
+
+    def __init__(
+        self,
+        max_bulk_length: int = MAX_BULK_LENGTH,
+        max_arguments: int = MAX_ARGUMENTS,
+        max_inline_length: int = MAX_INLINE_LENGTH,
+    ) -> None:
+        self.max_bulk_length = max_bulk_length
+        self.max_arguments = max_arguments
+        self.max_inline_length = max_inline_length
+        self._buffer = bytearray()
+        self._pos = 0  # start of the unparsed bytes in _buffer
+        # A multibulk request in progress: the arguments read so far, how
+        # many are still to come, and the length of the bulk string being
+        # awaited (-1 while waiting for its "$<length>" header).
+        self._args: list[bytes] | None = None
+        self._args_missing = 0
+        self._bulk_length = -1
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        if self._pos:
+            # Drop what was consumed. CPython shrinks a bytearray from the
+            # front by moving its start pointer, so this does not copy the
+            # unparsed remainder.
+            del self._buffer[: self._pos]
+            self._pos = 0
+        self._buffer += data
+
+    def buffered(self) -> int:
+        """How many received bytes are not yet consumed."""
+        return len(self._buffer) - self._pos
+
+    def next_request(self) -> list[bytes] | None:
+        """Return the next complete request, or None if more bytes are needed."""
+        while True:
+            if self._args is None:
+                if self._pos >= len(self._buffer):
+                    return None
+                if self._buffer[self._pos] != ord("*"):
+                    request = self._parse_inline()
+                    if request is None or request:
+                        return request
+                    continue  # an empty line: Redis ignores it
+                if not self._parse_multibulk_header():
+                    return None
+                if self._args is None:
+                    continue  # "*0" or "*-1": an empty request, ignored
+            if not self._parse_bulk_strings():
+                return None
+            request, self._args = self._args, None
+            return request
+
+    def _parse_inline(self) -> list[bytes] | None:
+        buffer = self._buffer
+        end = buffer.find(b"\n", self._pos)
+        if end < 0:
+            if len(buffer) - self._pos > self.max_inline_length:
+                raise ProtocolError("Protocol error: too big inline request")
+            return None
+        line = bytes(buffer[self._pos : end]).rstrip(b"\r")
+        self._pos = end + 1
+        return split_inline_arguments(line)
+
+    def _parse_multibulk_header(self) -> bool:
+        count = self._read_length_line(
+            b"*", "Protocol error: too big mbulk count string"
+        )
+        if count is None:
+            return False
+        if count is _INVALID or count > self.max_arguments:
+            raise ProtocolError("Protocol error: invalid multibulk length")
+        if count > 0:
+            self._args = []
+            self._args_missing = count
+            self._bulk_length = -1
+        return True
+
+    def _parse_bulk_strings(self) -> bool:
+        """Read the arguments of the current multibulk request; True when all arrived."""
+        buffer = self._buffer
+        args = self._args
+        assert args is not None
+        while self._args_missing:
+            if self._bulk_length < 0:
+                if self._pos >= len(buffer):
+                    return False
+                if buffer[self._pos] != ord("$"):
+                    got = chr(buffer[self._pos])
+                    raise ProtocolError(f"Protocol error: expected '$', got '{got}'")
+                length = self._read_length_line(
+                    b"$", "Protocol error: too big bulk count string"
+                )
+                if length is None:
+                    return False
+                if length is _INVALID or length < 0 or length > self.max_bulk_length:
+                    raise ProtocolError("Protocol error: invalid bulk length")
+                self._bulk_length = length
+            end = self._pos + self._bulk_length
+            # Like Redis, skip the two bytes after the payload without
+            # checking that they are CRLF.
+            if len(buffer) < end + 2:
+                return False
+            args.append(bytes(buffer[self._pos : end]))
+            self._pos = end + 2
+            self._bulk_length = -1
+            self._args_missing -= 1
+        return True
+
+    def _read_length_line(self, kind: bytes, too_big_message: str) -> int | object | None:
+        """Parse "<kind><integer>\\r\\n" at the current position.
+
+        Returns the integer, _INVALID if the line is not a valid integer, or
+        None if the line is not complete yet.
+        """
+        buffer = self._buffer
+        end = buffer.find(CRLF, self._pos)
+        if end < 0:
+            if len(buffer) - self._pos > self.max_inline_length:
+                raise ProtocolError(too_big_message)
+            return None
+        digits = bytes(buffer[self._pos + 1 : end])
+        self._pos = end + 2
+        if not _STRICT_INTEGER.fullmatch(digits):
+            return _INVALID
+        return int(digits)
+
+
+_INVALID = object()
+
+_ESCAPES = {
+    ord("n"): b"\n",
+    ord("r"): b"\r",
+    ord("t"): b"\t",
+    ord("b"): b"\b",
+    ord("a"): b"\a",
+}
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+_WHITESPACE = b" \t\r\n\v\f\0"
+
+
+def split_inline_arguments(line: bytes) -> list[bytes]:
+    """Split an inline command line into arguments, as Redis's sdssplitargs.
+
+    Arguments are separated by whitespace. Double quotes allow spaces and
+    the escapes ``\\n \\r \\t \\b \\a \\\\ \\" \\xHH``; single quotes allow
+    spaces and ``\\'``. A closing quote must be followed by whitespace.
+    """
+    args: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in _WHITESPACE:
+            i += 1
+        if i >= n:
+            return args
+        current = bytearray()
+        quote = 0  # the open quote character, 0 outside quotes
+        while True:
+            if quote == ord('"'):
+                if i >= n:
+                    raise ProtocolError("Protocol error: unbalanced quotes in request")
+                c = line[i]
+                if (
+                    c == ord("\\")
+                    and i + 3 < n
+                    and line[i + 1] == ord("x")
+                    and line[i + 2] in _HEX_DIGITS
+                    and line[i + 3] in _HEX_DIGITS
+                ):
+                    current.append(int(line[i + 2 : i + 4], 16))
+                    i += 3
+                elif c == ord("\\") and i + 1 < n:
+                    i += 1
+                    current += _ESCAPES.get(line[i], bytes((line[i],)))
+                elif c == ord('"'):
+                    if i + 1 < n and line[i + 1] not in _WHITESPACE:
+                        raise ProtocolError("Protocol error: unbalanced quotes in request")
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            elif quote == ord("'"):
+                if i >= n:
+                    raise ProtocolError("Protocol error: unbalanced quotes in request")
+                c = line[i]
+                if c == ord("\\") and i + 1 < n and line[i + 1] == ord("'"):
+                    i += 1
+                    current.append(ord("'"))
+                elif c == ord("'"):
+                    if i + 1 < n and line[i + 1] not in _WHITESPACE:
+                        raise ProtocolError("Protocol error: unbalanced quotes in request")
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            else:
+                if i >= n or line[i] in _WHITESPACE:
+                    break
+                c = line[i]
+                if c in (ord('"'), ord("'")):
+                    quote = c
+                else:
+                    current.append(c)
+            i += 1
+        args.append(bytes(current))
+
+
+# --- RESP2 replies -----------------------------------------------------------
+# Each appends one reply to `out`, the connection's output buffer.
+
+
+def write_simple(out: bytearray, text: str) -> None:
+    """A status reply such as +OK or +PONG (must not contain CR or LF)."""
+    out += b"+%s\r\n" % text.encode()
+
+
+def write_error(out: bytearray, message: str) -> None:
+    """An error reply; `message` starts with its code, e.g. "ERR syntax error".
+
+    CR and LF would end the reply early, so they become spaces, as in Redis.
+    """
+    out += b"-%s\r\n" % message.replace("\r", " ").replace("\n", " ").encode(errors="surrogateescape")
+
+
+def write_integer(out: bytearray, value: int) -> None:
+    out += b":%d\r\n" % value
+
+
+def write_bulk(out: bytearray, data: bytes) -> None:
+    """A binary-safe string."""
+    out += b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def write_null(out: bytearray) -> None:
+    """RESP2's nil: the null bulk string, e.g. GET of a missing key."""
+    out += b"$-1\r\n"
+
+
+def write_array_header(out: bytearray, length: int) -> None:
+    """Start an array; the caller then writes `length` replies."""
+    out += b"*%d\r\n" % length
+
+
+def write_bulk_array(out: bytearray, items: list[bytes]) -> None:
+    """An array of bulk strings, e.g. the reply to KEYS."""
+    write_array_header(out, len(items))
+    for item in items:
+        write_bulk(out, item)
+
+
+def encode_command(*args: bytes | str | int) -> bytes:
+    """Encode a request as a multibulk array, the way clients send commands."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
