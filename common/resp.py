@@ -120,9 +120,13 @@ class RequestParser:
     def _parse_inline(self) -> list[bytes] | None:
         buffer = self._buffer
         end = buffer.find(b"\n", self._pos)
+        # Redis checks the limit only while the newline has not arrived, so
+        # whether it accepts a long line depends on how the bytes were split
+        # into reads. We check complete lines too: the same input always
+        # gets the same answer.
+        if (end if end >= 0 else len(buffer)) - self._pos > self.max_inline_length:
+            raise ProtocolError("Protocol error: too big inline request")
         if end < 0:
-            if len(buffer) - self._pos > self.max_inline_length:
-                raise ProtocolError("Protocol error: too big inline request")
             return None
         line = bytes(buffer[self._pos : end]).rstrip(b"\r")
         self._pos = end + 1
@@ -181,9 +185,9 @@ class RequestParser:
         """
         buffer = self._buffer
         end = buffer.find(CRLF, self._pos)
+        if (end if end >= 0 else len(buffer)) - self._pos > self.max_inline_length:
+            raise ProtocolError(too_big_message)  # checked as in _parse_inline
         if end < 0:
-            if len(buffer) - self._pos > self.max_inline_length:
-                raise ProtocolError(too_big_message)
             return None
         digits = bytes(buffer[self._pos + 1 : end])
         self._pos = end + 2

@@ -1,0 +1,66 @@
+# Build Your Own Redis, in Python.
+#
+#   make run-chapter 7            run chapter 07's server (PORT=6380 to change the port)
+#   make test                     run every test on every chapter
+#   make test-chapter 7           run the tests that apply to chapter 07
+#   make test-chapter 7 SERVER='python my_server.py --port {port}'
+#                                 ... against your own server instead
+#   make diff-chapter 7           what chapter 07 changed since chapter 06
+#   make bench                    requests per second, chapters against real Redis
+#
+# The first use creates .venv with the clients and test tools; nothing else
+# to install by hand (real Redis, for the differential tests and benchmarks,
+# comes from Debian: apt-get install redis-server redis-tools).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 6379
+
+# `make test-chapter 7`: the chapter is the word after the target (7 or 07).
+CHAPTER := $(patsubst 0%,%,$(word 2,$(MAKECMDGOALS)))
+chapter_dir = $(patsubst %/server.py,%,$(firstword $(wildcard chapters/$(shell printf '%02d' '$(1)' 2>/dev/null)_*/server.py)))
+CHAPTER_DIR = $(call chapter_dir,$(CHAPTER))
+PREVIOUS_DIR = $(call chapter_dir,$(shell expr '$(CHAPTER)' - 1 2>/dev/null))
+# Chapter numbers, as typed after a target, are goals that do nothing.
+CHAPTER_NUMBERS := $(foreach dir,$(wildcard chapters/*/server.py),$(word 2,$(subst /, ,$(dir))))
+CHAPTER_GOALS := $(foreach dir,$(CHAPTER_NUMBERS),$(firstword $(subst _, ,$(dir))) $(patsubst 0%,%,$(firstword $(subst _, ,$(dir)))))
+
+.PHONY: help run-chapter test test-chapter diff-chapter bench clean check-chapter
+
+help:
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+check-chapter:
+	@if [ -z "$(CHAPTER)" ] || [ -z "$(CHAPTER_DIR)" ]; then \
+		echo "usage: make $(firstword $(MAKECMDGOALS)) N   (N is a chapter number: $(sort $(filter-out 0%,$(CHAPTER_GOALS))))"; \
+		exit 2; fi
+
+run-chapter: check-chapter $(VENV)/.installed
+	$(PY) $(CHAPTER_DIR)/server.py --port $(PORT)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+test-chapter: check-chapter $(VENV)/.installed
+	$(PY) -m pytest --chapter $(CHAPTER) $(if $(SERVER),--server "$(SERVER)")
+
+diff-chapter: check-chapter
+	@if [ -z "$(PREVIOUS_DIR)" ]; then echo "chapter $(CHAPTER) is the first one"; exit 2; fi
+	@git diff --no-index --stat $(PREVIOUS_DIR) $(CHAPTER_DIR) || true
+	@git diff --no-index $(PREVIOUS_DIR) $(CHAPTER_DIR) || true
+
+bench: $(VENV)/.installed
+	$(PY) tools/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
+
+$(CHAPTER_GOALS):
+	@:

@@ -1,0 +1,119 @@
+"""Test configuration: which chapters a test runs on, and the servers it runs against.
+
+A test (or a whole module, through ``pytestmark``) is marked with the first
+chapter it applies to, ``@pytest.mark.since(7)``, and optionally the last,
+``@pytest.mark.until(3)``. A test that takes the ``server`` fixture runs once
+per chapter in that range, each against that chapter's server; other tests
+(the unit tests of common/) run once if their range is selected.
+
+    pytest                      every test on every chapter
+    pytest --chapter 7          what applies to chapter 07
+    pytest --chapter 7 --server 'python my_server.py --port {port}'
+                                chapter 07's tests against your own server
+
+A server is started once per test module and chapter (tests use distinct
+keys), and at the end must still be running and stop cleanly.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import ServerProcess, discover_chapters, in_ci, server_command
+
+CHAPTERS = discover_chapters()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--chapter", type=int, help="run only the tests that apply to this chapter")
+    parser.addoption(
+        "--server",
+        help="grader mode: test this server command instead of the chapter's own; "
+        "{port} is replaced by the port to listen on (needs --chapter)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    chapter = config.getoption("--chapter")
+    if config.getoption("--server") and chapter is None:
+        raise pytest.UsageError("--server needs --chapter: which chapter's tests should it pass?")
+    if chapter is not None and chapter not in CHAPTERS:
+        raise pytest.UsageError(f"no chapter {chapter}; chapters are {sorted(CHAPTERS)}")
+
+
+def chapter_range(node: pytest.Item | pytest.Function) -> tuple[int, int]:
+    since = node.get_closest_marker("since")
+    until = node.get_closest_marker("until")
+    return (since.args[0] if since else min(CHAPTERS), until.args[0] if until else max(CHAPTERS))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server" not in metafunc.fixturenames:
+        return
+    first, last = chapter_range(metafunc.definition)
+    chosen = metafunc.config.getoption("--chapter")
+    chapters = [n for n in CHAPTERS if first <= n <= last and (chosen is None or n == chosen)]
+    metafunc.parametrize("server", chapters, indirect=True, scope="module", ids=lambda n: f"ch{n:02d}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --chapter, leave out the tests whose range does not include it."""
+    chosen = config.getoption("--chapter")
+    if chosen is None:
+        return
+    selected, deselected = [], []
+    for item in items:
+        first, last = chapter_range(item)
+        (selected if first <= chosen <= last else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The server of the chapter this test is parametrized with, running."""
+    chapter: int = request.param
+    marker = request.node.get_closest_marker("server_args")
+    extra_args = tuple(marker.args) if marker else ()
+    graded = request.config.getoption("--server")
+    if graded:
+        process = ServerProcess(graded, extra_args, own_server=False, chapter=chapter)
+    else:
+        process = ServerProcess(server_command(CHAPTERS[chapter]), extra_args, chapter=chapter)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def key(request: pytest.FixtureRequest):
+    """Key names unique to this test, so tests can share a server: key("a")."""
+    prefix = request.node.name
+
+    def make(name: str = "k") -> str:
+        return f"{prefix}:{name}"
+
+    return make
+
+
+def require_tool(name: str) -> str:
+    """The path of an installed program; skipped if missing, but failed in CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: apt-get install redis-server redis-tools)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_redis() -> Iterator[ServerProcess]:
+    """A real redis-server, for differential tests, with persistence off."""
+    binary = require_tool("redis-server")
+    process = ServerProcess([binary, "--save", "", "--appendonly", "no"], own_server=False)
+    yield process
+    process.stop()

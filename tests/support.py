@@ -1,0 +1,236 @@
+"""What the tests share: finding the chapters, running a server under test,
+and a raw RESP client that returns replies as the exact bytes received.
+
+Tests drive every server over real sockets. A raw client, rather than a
+client library, is what lets them split requests byte by byte, pipeline a
+thousand requests in one write, send malformed input, and compare reply
+bytes with real Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from common.resp import encode_command
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS_DIR = ROOT / "chapters"
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+REPLY_TIMEOUT = 15.0
+
+
+def discover_chapters() -> dict[int, Path]:
+    """Chapter number -> its server.py, from folders named NN_name."""
+    chapters = {}
+    for folder in sorted(CHAPTERS_DIR.iterdir()):
+        number, _, _ = folder.name.partition("_")
+        if number.isdigit() and (folder / "server.py").exists():
+            chapters[int(number)] = folder / "server.py"
+    return chapters
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+class ServerProcess:
+    """A server started as a subprocess on a free port of 127.0.0.1.
+
+    `command` is an argv list or, in grader mode, a shell-like string with a
+    ``{port}`` placeholder. `stop()` fails if the server died before being
+    asked to stop, did not exit cleanly, or printed a traceback.
+    """
+
+    def __init__(
+        self,
+        command: list[str] | str,
+        extra_args: tuple[str, ...] = (),
+        own_server: bool = True,
+        chapter: int | None = None,
+    ) -> None:
+        self.chapter = chapter
+        self.port = free_port()
+        if isinstance(command, str):
+            argv = shlex.split(command.format(port=self.port))
+        else:
+            argv = [*command, "--port", str(self.port)]
+        self.argv = [*argv, *extra_args]
+        self.own_server = own_server  # ours must exit with status 0; a graded one need not
+        self._stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, cwd=ROOT
+        )
+        self._wait_until_accepting()
+
+    def _wait_until_accepting(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited at start-up: {self.argv}\n{self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        self.process.kill()
+        raise RuntimeError(f"server did not accept connections within {START_TIMEOUT}s: {self.argv}")
+
+    def output(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    def assert_alive(self) -> None:
+        code = self.process.poll()
+        assert code is None, f"server died (exit status {code}):\n{self.output()}"
+
+    def stop(self) -> None:
+        self.assert_alive()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"server ignored SIGTERM for {STOP_TIMEOUT}s:\n{self.output()}")
+        output = self.output()
+        self._stderr.close()
+        assert "Traceback" not in output, f"server printed a traceback:\n{output}"
+        if self.own_server:
+            assert code == 0, f"server exited with status {code}:\n{output}"
+
+    # --- clients ----------------------------------------------------------------
+
+    def connect(self, timeout: float = REPLY_TIMEOUT) -> RawClient:
+        return RawClient(socket.create_connection(("127.0.0.1", self.port), timeout=timeout))
+
+    @contextmanager
+    def redis(self, **options: object) -> Iterator[redis.Redis]:
+        """A redis-py client; closed afterwards (chapter 04 serves one client at a time)."""
+        client = redis.Redis(port=self.port, socket_timeout=REPLY_TIMEOUT, **options)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class RawClient:
+    """A RESP client over a plain socket that hands back raw reply bytes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buffer = bytearray()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def command(self, *args: bytes | str | int) -> bytes:
+        """Send one command and return its raw reply."""
+        self.send(encode_command(*args))
+        return self.read_reply()
+
+    def read_reply(self) -> bytes:
+        """The exact bytes of the next complete reply (RESP2 or RESP3)."""
+        end = self._reply_end(0)
+        reply = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return reply
+
+    def read_replies(self, count: int) -> list[bytes]:
+        return [self.read_reply() for _ in range(count)]
+
+    def read_until_closed(self) -> bytes:
+        """Everything the server sends until it closes the connection."""
+        while self._fill():
+            pass
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
+    def is_closed_by_server(self, timeout: float = 5.0) -> bool:
+        """True if the server closes the connection (with nothing more to read)."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(1024 * 1024)
+        self._buffer += chunk
+        return bool(chunk)
+
+    def _line_end(self, start: int) -> int:
+        while (end := self._buffer.find(b"\r\n", start)) < 0:
+            if not self._fill():
+                raise ConnectionClosed(f"closed mid-reply after {bytes(self._buffer)[:200]!r}")
+        return end
+
+    def _reply_end(self, start: int) -> int:
+        """Index just past the reply starting at `start`, reading more as needed."""
+        while len(self._buffer) <= start:
+            if not self._fill():
+                raise ConnectionClosed("closed before a reply")
+        line_end = self._line_end(start)
+        kind = self._buffer[start : start + 1]
+        if kind in (b"$", b"=", b"!"):  # bulk string, verbatim string, bulk error
+            length = int(self._buffer[start + 1 : line_end])
+            if length < 0:
+                return line_end + 2
+            end = line_end + 2 + length + 2
+            while len(self._buffer) < end:
+                if not self._fill():
+                    raise ConnectionClosed("closed mid-bulk")
+            return end
+        if kind in (b"*", b"~", b">", b"%"):  # array, set, push, map
+            count = int(self._buffer[start + 1 : line_end])
+            if kind == b"%":
+                count *= 2  # a map holds key-value pairs
+            position = line_end + 2
+            for _ in range(max(count, 0)):
+                position = self._reply_end(position)
+            return position
+        return line_end + 2  # + - : _ , # ( one-line replies
+
+
+def server_command(chapter_server: Path) -> list[str]:
+    return [sys.executable, str(chapter_server)]
+
+
+def assert_same_replies(ours: RawClient, theirs: RawClient, *commands: tuple[bytes | str | int, ...]) -> None:
+    """Send each command to both servers; the reply bytes must be identical."""
+    for command in commands:
+        expected = theirs.command(*command)
+        assert ours.command(*command) == expected, f"{command!r}: real Redis replied {expected!r}"

@@ -1,0 +1,59 @@
+"""Chapter 07 on: GET, SET, DEL, and the commands real clients send at start-up."""
+
+import pytest
+
+pytestmark = pytest.mark.since(7)
+
+
+def test_set_get_del(server, key):
+    with server.connect() as client:
+        assert client.command("GET", key()) == b"$-1\r\n"
+        assert client.command("SET", key(), "one") == b"+OK\r\n"
+        assert client.command("GET", key()) == b"$3\r\none\r\n"
+        assert client.command("SET", key(), "two") == b"+OK\r\n"
+        assert client.command("GET", key()) == b"$3\r\ntwo\r\n"
+        assert client.command("DEL", key(), key(), key("other")) == b":1\r\n"
+        assert client.command("DEL", key()) == b":0\r\n"
+        assert client.command("GET", key()) == b"$-1\r\n"
+
+
+def test_keys_and_values_are_binary_safe(server, key):
+    binary_key = key().encode() + b"\r\n\x00\xff"
+    value = b"\x00\r\n$3\r\n\xff" * 1000
+    with server.connect() as client:
+        assert client.command("SET", binary_key, value) == b"+OK\r\n"
+        assert client.command("GET", binary_key) == b"$%d\r\n%s\r\n" % (len(value), value)
+        assert client.command("SET", binary_key, "") == b"+OK\r\n"
+        assert client.command("GET", binary_key) == b"$0\r\n\r\n"
+
+
+def test_keys_are_shared_between_connections(server, key):
+    with server.connect() as writer, server.connect() as reader:
+        writer.command("SET", key(), "shared")
+        assert reader.command("GET", key()) == b"$6\r\nshared\r\n"
+
+
+def test_command_describes_the_commands(server):
+    with server.redis(protocol=2) as client:
+        table = client.command()
+        assert client.command_count() == len(table)
+        assert {"get", "set", "del", "ping", "echo", "command", "client"} <= set(table)
+        assert table["get"]["arity"] == 2
+        assert table["del"]["arity"] == -2
+    with server.connect() as raw:
+        assert raw.command("COMMAND", "INFO", "get", "nosuch") == (
+            b"*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n"
+            b"*0\r\n*0\r\n*0\r\n*0\r\n$-1\r\n"
+        )
+        assert raw.command("COMMAND", "DOCS") == b"-ERR unknown subcommand 'DOCS'. Try COMMAND HELP.\r\n"
+
+
+def test_client_setinfo(server):
+    with server.connect() as client:
+        assert client.command("CLIENT", "SETINFO", "LIB-NAME", "mylib") == b"+OK\r\n"
+        assert client.command("CLIENT", "SETINFO", "lib-ver", "1.0") == b"+OK\r\n"
+        assert client.command("CLIENT", "SETINFO", "lib-name", "has space") == (
+            b"-ERR lib-name cannot contain spaces, newlines or special characters.\r\n"
+        )
+        assert client.command("CLIENT", "SETINFO", "color", "x") == b"-ERR Unrecognized option 'color'\r\n"
+        assert client.command("CLIENT", "NOSUCH") == b"-ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.\r\n"
