@@ -39,6 +39,18 @@ CRLF = b"\r\n"
 _STRICT_INTEGER = re.compile(rb"0|-?[1-9][0-9]{0,18}")
 
 
+def parse_integer(data: bytes) -> int | None:
+    """The value of `data` as Redis parses a 64-bit integer, or None if invalid.
+
+    Stricter than int(): no sign "+", no spaces, no leading zeros, no "_".
+    Commands use it too (e.g. EXPIRE's seconds), so they reject what Redis rejects.
+    """
+    if not _STRICT_INTEGER.fullmatch(data):
+        return None
+    value = int(data)
+    return value if -(2**63) <= value < 2**63 else None
+
+
 class ProtocolError(Exception):
     """The client broke the protocol. The message is Redis's error text
     (without the ``ERR`` prefix); the server replies with it and then closes
@@ -189,11 +201,9 @@ class RequestParser:
             raise ProtocolError(too_big_message)  # checked as in _parse_inline
         if end < 0:
             return None
-        digits = bytes(buffer[self._pos + 1 : end])
+        value = parse_integer(bytes(buffer[self._pos + 1 : end]))
         self._pos = end + 2
-        if not _STRICT_INTEGER.fullmatch(digits):
-            return _INVALID
-        return int(digits)
+        return _INVALID if value is None else value
 
 
 _INVALID = object()

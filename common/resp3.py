@@ -1,0 +1,105 @@
+"""Typed replies, written in the protocol each client chose: RESP2 or RESP3.
+
+Introduced in chapter 09 (Data Serialization). The book's chapter gives
+replies types (nil, error, string, integer, double, array) so a client can
+tell a missing key from an empty string, or the number 1 from the string
+"1". RESP2 already has most of these; RESP3, which a client asks for with
+HELLO 3, adds what RESP2 must fake:
+
+    type      RESP3              RESP2 stand-in
+    null      _\\r\\n              $-1\\r\\n (the null bulk string)
+    double    ,1.5\\r\\n           $3\\r\\n1.5\\r\\n (a bulk string)
+    boolean   #t\\r\\n             :1\\r\\n (an integer)
+    map       %2\\r\\n k v k v     *4\\r\\n k v k v (a flat array)
+    set       ~2\\r\\n a b         *2\\r\\n a b (an array)
+
+Commands write typed replies; `ReplyBuffer` turns each into the bytes of
+the connection's protocol. So a command is written once and serves both
+kinds of client, just as in Redis.
+"""
+
+from __future__ import annotations
+
+import math
+
+from common.resp import write_array_header, write_bulk, write_error, write_integer, write_simple
+
+
+class ReplyBuffer(bytearray):
+    """A connection's output buffer that writes typed replies.
+
+    It is the bytearray the event loop sends from (and trims from the
+    front). It also holds what replies depend on about the client:
+    `protocol`, 2 until the client switches with HELLO 3, and `client_id`,
+    the connection's number, which HELLO reports.
+    """
+
+    __slots__ = ("protocol", "client_id")
+
+    def __init__(self, client_id: int = 0) -> None:
+        super().__init__()
+        self.protocol = 2
+        self.client_id = client_id
+
+    # Strings, errors, integers and arrays are the same in both protocols.
+
+    def simple(self, text: str) -> None:
+        """A status reply such as OK or PONG (no CR or LF)."""
+        write_simple(self, text)
+
+    def error(self, message: str) -> None:
+        """An error; `message` starts with its code, e.g. "ERR syntax error"."""
+        write_error(self, message)
+
+    def integer(self, value: int) -> None:
+        write_integer(self, value)
+
+    def bulk(self, data: bytes) -> None:
+        """A binary-safe string."""
+        write_bulk(self, data)
+
+    def null(self) -> None:
+        """Nothing there, e.g. GET of a missing key."""
+        self += b"_\r\n" if self.protocol == 3 else b"$-1\r\n"
+
+    def double(self, value: float) -> None:
+        """A floating-point number, formatted as Redis 7.0 does (%.17g, inf, -inf)."""
+        text = format_double(value)
+        if self.protocol == 3:
+            self += b",%s\r\n" % text
+        else:
+            self.bulk(text)
+
+    def boolean(self, value: bool) -> None:
+        if self.protocol == 3:
+            self += b"#t\r\n" if value else b"#f\r\n"
+        else:
+            self.integer(1 if value else 0)
+
+    def array(self, length: int) -> None:
+        """Start an array; the caller then writes `length` replies."""
+        write_array_header(self, length)
+
+    def map(self, length: int) -> None:
+        """Start a map of `length` pairs; the caller then writes key, value, key, value..."""
+        if self.protocol == 3:
+            self += b"%%%d\r\n" % length
+        else:
+            self.array(length * 2)
+
+    def set(self, length: int) -> None:
+        """Start a set: an unordered collection without duplicates."""
+        self += b"~%d\r\n" % length if self.protocol == 3 else b"*%d\r\n" % length
+
+    def bulk_array(self, items: list[bytes]) -> None:
+        """An array of bulk strings, e.g. the reply to KEYS."""
+        self.array(len(items))
+        for item in items:
+            self.bulk(item)
+
+
+def format_double(value: float) -> bytes:
+    """Redis 7.0's text for a double: up to 17 significant digits, or inf/-inf/nan."""
+    if math.isinf(value):
+        return b"inf" if value > 0 else b"-inf"
+    return b"%.17g" % value
