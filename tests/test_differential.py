@@ -88,3 +88,50 @@ def test_get_set_del(pair, key):
         ("SET", key()),
         ("DEL",),
     )
+
+
+@pytest.fixture
+def empty_pair(pair):
+    """Both servers with an empty keyspace (needs FLUSHALL: chapter 09 on)."""
+    for client in pair:
+        assert client.command("FLUSHALL") == b"+OK\r\n"
+    return pair
+
+
+def use_protocol(pair, protocol: int) -> None:
+    """Switch both connections to RESP`protocol`; their HELLO replies differ
+    (server version, client id), so only their shape is compared."""
+    replies = [client.command("HELLO", protocol) for client in pair]
+    assert [reply[:4] for reply in replies] == [b"%7\r\n" if protocol == 3 else b"*14\r"] * 2
+
+
+@pytest.mark.since(9)
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_keyspace_commands(empty_pair, protocol):
+    use_protocol(empty_pair, protocol)
+    assert_same_replies(
+        *empty_pair,
+        ("GET", "a"),
+        ("SET", "a", "1"),
+        ("SET", "b", "2"),
+        ("SET", "h[e]llo", "3"),
+        ("EXISTS", "a", "a", "nosuch"),
+        ("TYPE", "a"),
+        ("TYPE", "nosuch"),
+        ("DBSIZE",),
+        ("KEYS", "nomatch*"),
+        ("KEYS", "[a]"),
+        ("DEL", "a", "b", "h[e]llo"),
+        ("KEYS", "*"),
+        ("DBSIZE",),
+        ("EXISTS",),
+        ("TYPE",),
+        ("KEYS",),
+        ("DBSIZE", "x"),
+        ("FLUSHALL", "x"),
+        ("FLUSHDB", "SYNC"),
+        ("HELLO", "4"),
+        ("HELLO", "x"),
+        ("HELLO", protocol, "FOO"),
+        ("HELLO", protocol, "AUTH", "bob", "pw"),
+    )
