@@ -46,6 +46,12 @@ class Heap:
     def __bool__(self) -> bool:
         return bool(self._items)
 
+    def clear(self) -> None:
+        """Empty the heap, marking every item as in no heap."""
+        for item in self._items:
+            item.heap_index = -1
+        self._items.clear()
+
     def peek(self) -> Item | None:
         """The item with the smallest deadline, or None."""
         return self._items[0] if self._items else None
