@@ -177,6 +177,11 @@ class ZSet:
 
     # --- teardown -----------------------------------------------------------------
 
+    def clear(self) -> None:
+        """Empty the set now, freeing every node (see dismantle)."""
+        for _ in self.dismantle():
+            pass
+
     def dismantle(self) -> Iterator[ZNode]:
         """Empty the set, yielding each node as it is cut loose.
 

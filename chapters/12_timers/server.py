@@ -68,6 +68,16 @@ class Entry(HNode):
 
 keyspace = HMap()
 
+
+def discard(value: bytes | ZSet) -> None:
+    """Free a value that is being dropped. A sorted set's tree links its
+    nodes in reference cycles, which reference counting cannot free: left
+    alone, they would wait for Python's cyclic garbage collector, which
+    frees them all at once, stalling the server at some later moment.
+    Dismantling the set frees each node now."""
+    if type(value) is ZSet:
+        value.clear()
+
 # --- commands ------------------------------------------------------------------
 # A command takes its arguments (the name excluded) and appends its reply to
 # `out`, the connection's output buffer.
@@ -106,6 +116,7 @@ def set_(args: list[bytes], out: ReplyBuffer) -> None:
     if entry is None:
         keyspace.insert(Entry(args[0], args[1]))
     else:
+        discard(entry.value)
         entry.value = args[1]
     out.simple("OK")
 
@@ -113,7 +124,9 @@ def set_(args: list[bytes], out: ReplyBuffer) -> None:
 def del_(args: list[bytes], out: ReplyBuffer) -> None:
     removed = 0
     for key in args:
-        if keyspace.pop(key) is not None:
+        entry = keyspace.pop(key)
+        if entry is not None:
+            discard(entry.value)
             removed += 1
     out.integer(removed)
 
@@ -148,6 +161,8 @@ def flushdb(args: list[bytes], out: ReplyBuffer) -> None:
         # ASYNC, which frees memory in the background, arrives with threads in chapter 14.
         out.error("ERR syntax error")
         return
+    for entry in keyspace:
+        discard(entry.value)
     keyspace.clear()
     out.simple("OK")
 

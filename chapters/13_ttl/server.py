@@ -108,6 +108,17 @@ def delete_entry(entry: Entry) -> None:
     keyspace.pop(entry.key)
     if entry.heap_index >= 0:
         expiry_heap.remove(entry)
+    discard(entry.value)
+
+
+def discard(value: bytes | ZSet) -> None:
+    """Free a value that is being dropped. A sorted set's tree links its
+    nodes in reference cycles, which reference counting cannot free: left
+    alone, they would wait for Python's cyclic garbage collector, which
+    frees them all at once, stalling the server at some later moment.
+    Dismantling the set frees each node now."""
+    if type(value) is ZSet:
+        value.clear()
 
 
 def set_deadline(entry: Entry, deadline: int | None) -> None:
@@ -212,6 +223,7 @@ def set_(args: list[bytes], out: ReplyBuffer) -> None:
         entry = Entry(key, value)
         keyspace.insert(entry)
     else:
+        discard(entry.value)
         entry.value = value
     if b"keepttl" not in flags:
         set_deadline(entry, deadline)
@@ -279,6 +291,8 @@ def flushdb(args: list[bytes], out: ReplyBuffer) -> None:
         # ASYNC, which frees memory in the background, arrives with threads in chapter 14.
         out.error("ERR syntax error")
         return
+    for entry in keyspace:
+        discard(entry.value)
     keyspace.clear()
     expiry_heap.clear()
     out.simple("OK")
