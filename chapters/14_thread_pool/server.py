@@ -1,0 +1,1303 @@
+"""Chapter 14: a thread pool, so freeing a huge value does not stall the loop.
+
+Deleting a key is O(1) for a string, but a sorted set of a million members
+is a million nodes to free, the best part of a second during which the
+single-threaded event loop answers nobody. As in the book, this server hands
+such work to a thread pool (common/thread_pool.py): DEL unlinks the key at
+once, replies, and a worker frees the set in the background. UNLINK, and
+FLUSHALL/FLUSHDB ASYNC, do the same, as in Redis.
+
+Python adds a twist the book's C does not have: the GIL. Only one thread
+runs Python code at a time, so a worker that frees a million nodes in one
+uninterruptible step (one `del` dropping the last reference) holds the
+interpreter throughout and the event loop waits just as long. The worker
+therefore frees the set in slices of --free-slice nodes, yielding the GIL
+between them, so the event loop waits a slice at most, not a whole set.
+chapters/14_thread_pool/stall_bench.py measures both ways.
+
+    make run-chapter 14
+    python chapters/14_thread_pool/stall_bench.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import re
+import select
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+# Chapter folders are not packages: put the repository root on the path so
+# `common` imports when this file is run as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.avl import avl_offset  # noqa: E402
+from common.dlist import DList, DListNode  # noqa: E402
+from common.hashtable import HMap, HNode  # noqa: E402
+from common.net import create_listener, log, parse_options, serve  # noqa: E402
+from common.glob import compile_glob  # noqa: E402
+from common.heap import Heap  # noqa: E402
+from common.resp import ProtocolError, RequestParser, parse_integer  # noqa: E402
+from common.resp3 import ReplyBuffer  # noqa: E402
+from common.thread_pool import ThreadPool  # noqa: E402
+from common.zset import ZNode, ZSet  # noqa: E402
+
+RECV_SIZE = 64 * 1024
+# HELLO reports this: the Redis version whose replies we reproduce.
+REDIS_VERSION = b"7.0.0"
+# Past this much unsent output, a client's further requests wait unexecuted
+# until the kernel has taken some of it. A single reply may exceed it.
+MAX_OUTPUT = 1024 * 1024
+DEFAULT_IDLE_TIMEOUT = 300.0  # seconds; --idle-timeout sets it, 0 turns it off
+# Expired keys deleted per loop iteration, at most: the rest wait for the
+# next iteration, so clients are served in between (the book's k_max_works).
+MAX_EXPIRE_WORK = 2000
+# Sorted sets larger than this are freed by the thread pool, not by the
+# event loop; --lazy-free-threshold sets it (0: never use the pool).
+DEFAULT_LAZY_FREE_THRESHOLD = 1000
+# Nodes a worker frees between two chances for the event loop to take the
+# GIL; --free-slice sets it (0: all at once, to watch the GIL stall the loop).
+DEFAULT_FREE_SLICE = 1000
+
+# --- the keyspace ----------------------------------------------------------------
+
+
+class Entry(HNode):
+    """A key and its value: the hashtable node itself (it inherits the
+    hashtable's `key`, `hcode` and `hnext`), so a key costs one object.
+    The value is a string (bytes) or a sorted set (ZSet).
+
+    A key with a TTL is also an item of the expiry heap: `deadline` is when
+    it expires (Unix time in milliseconds) and `heap_index` its position in
+    the heap, -1 for a key without a TTL.
+    """
+
+    __slots__ = ("value", "deadline", "heap_index")
+
+    def __init__(self, key: bytes, value: bytes | ZSet) -> None:
+        super().__init__(key)
+        self.value = value
+        self.deadline = 0
+        self.heap_index = -1
+
+
+keyspace = HMap()
+expiry_heap = Heap()  # the entries that have a TTL, soonest deadline on top
+# Set up by main(): the pool that frees large values, None if disabled.
+worker_pool: ThreadPool | None = None
+lazy_free_threshold = DEFAULT_LAZY_FREE_THRESHOLD
+free_slice = DEFAULT_FREE_SLICE
+
+
+def now_ms() -> int:
+    """Unix time in milliseconds: TTLs are wall-clock times, as EXPIREAT shows."""
+    return time.time_ns() // 1_000_000
+
+
+def lookup_live(key: bytes) -> Entry | None:
+    """The entry at `key`, or None if there is none or it has expired; an
+    expired key is deleted on the spot (lazy expiration)."""
+    entry = keyspace.lookup(key)
+    if entry is not None and entry.heap_index >= 0 and entry.deadline <= now_ms():
+        delete_entry(entry)
+        return None
+    return entry
+
+
+def delete_entry(entry: Entry, background: bool = False) -> None:
+    keyspace.pop(entry.key)
+    if entry.heap_index >= 0:
+        expiry_heap.remove(entry)
+    discard(entry.value, background)
+
+
+def discard(value: bytes | ZSet, background: bool = False) -> None:
+    """Free a value that is being dropped. A sorted set's tree links its
+    nodes in reference cycles, which reference counting cannot free: left
+    alone, they would wait for Python's cyclic garbage collector, which
+    frees them all at once, stalling the server at some later moment.
+    Dismantling the set frees each node now: here for a small set, on a
+    worker thread for a large one, or for any set if `background`."""
+    if type(value) is not ZSet:
+        return
+    if worker_pool is not None and (background or len(value) > lazy_free_threshold):
+        worker_pool.submit(free_in_slices, value)
+    else:
+        value.clear()
+
+
+def free_in_slices(zset: ZSet) -> None:
+    """Runs on a worker thread: dismantle `zset` free_slice nodes at a time.
+
+    Between slices, time.sleep(0) releases the GIL, so an event loop that
+    is waiting for it gets it now instead of at the next forced switch (up
+    to sys.getswitchinterval(), 5 ms, later).
+    """
+    if free_slice == 0:
+        # The naive way, kept to be measured: unlink everything, then drop
+        # it with one `del`. That del frees every node in a single C call
+        # that holds the GIL throughout: the event loop waits as long as if
+        # it had freed the set itself.
+        nodes = list(zset.dismantle())
+        del nodes
+        return
+    for freed, _ in enumerate(zset.dismantle(), 1):
+        if freed % free_slice == 0:
+            time.sleep(0)
+
+
+def free_keyspace_in_slices(old_keyspace: HMap) -> None:
+    """Runs on a worker thread: free a flushed keyspace, slice by slice."""
+    entries = list(old_keyspace)  # a Python loop: the GIL changes hands as it goes
+    old_keyspace.clear()
+    while entries:
+        for entry in entries[-DEFAULT_FREE_SLICE:]:
+            if type(entry.value) is ZSet:
+                free_in_slices(entry.value)
+        del entries[-DEFAULT_FREE_SLICE:]  # the last references to these entries
+        time.sleep(0)
+
+
+def set_deadline(entry: Entry, deadline: int | None) -> None:
+    """Give `entry` a TTL ending at `deadline` (Unix ms), or none at all."""
+    if deadline is None:
+        if entry.heap_index >= 0:
+            expiry_heap.remove(entry)
+    elif entry.heap_index >= 0:
+        expiry_heap.update(entry, deadline)
+    else:
+        entry.deadline = deadline
+        expiry_heap.push(entry)
+
+
+def expire_keys() -> None:
+    """Delete keys whose deadline has passed, MAX_EXPIRE_WORK at most (active expiration)."""
+    now = now_ms()
+    for _ in range(MAX_EXPIRE_WORK):
+        entry = expiry_heap.peek()
+        if entry is None or entry.deadline > now:
+            return
+        delete_entry(entry)
+
+# --- commands ------------------------------------------------------------------
+# A command takes its arguments (the name excluded) and appends its reply to
+# `out`, the connection's output buffer.
+
+Command = Callable[[list[bytes], ReplyBuffer], None]
+
+
+def ping(args: list[bytes], out: ReplyBuffer) -> None:
+    if len(args) > 1:  # Redis checks PING's upper bound itself, as here
+        out.error(wrong_arity_message(b"ping"))
+    elif args:
+        out.bulk(args[0])
+    else:
+        out.simple("PONG")
+
+
+def echo(args: list[bytes], out: ReplyBuffer) -> None:
+    out.bulk(args[0])
+
+
+def get(args: list[bytes], out: ReplyBuffer) -> None:
+    entry = lookup_live(args[0])
+    if entry is None:
+        out.null()
+    elif type(entry.value) is not bytes:
+        out.error(WRONGTYPE)
+    else:
+        out.bulk(entry.value)
+
+
+def set_(args: list[bytes], out: ReplyBuffer) -> None:
+    """SET key value [NX | XX] [GET] [EX s | PX ms | EXAT unix-s | PXAT unix-ms | KEEPTTL]"""
+    key, value = args[0], args[1]
+    flags: set[bytes] = set()
+    expiry: tuple[bytes, bytes] | None = None  # (unit option, its argument)
+    position = 2
+    while position < len(args):
+        option = args[position].lower()
+        has_argument = position + 1 < len(args)
+        if option == b"nx" and b"xx" not in flags:
+            flags.add(option)
+        elif option == b"xx" and b"nx" not in flags:
+            flags.add(option)
+        elif option == b"get":
+            flags.add(option)
+        elif option == b"keepttl" and expiry is None:
+            flags.add(option)
+        elif (
+            option in (b"ex", b"px", b"exat", b"pxat")
+            and (expiry is None or expiry[0] == option)  # Redis lets a repeated unit override itself
+            and b"keepttl" not in flags
+            and has_argument
+        ):
+            expiry = (option, args[position + 1])
+            position += 1
+        else:
+            out.error("ERR syntax error")
+            return
+        position += 1
+    deadline = None
+    if expiry is not None:
+        deadline = parse_deadline(*expiry, out)
+        if deadline is None:
+            return
+    entry = lookup_live(key)
+    if b"get" in flags:  # reply with the old value, before anything else happens
+        if entry is None:
+            out.null()
+        elif type(entry.value) is not bytes:
+            out.error(WRONGTYPE)
+            return
+        else:
+            out.bulk(entry.value)
+    if (b"nx" in flags and entry is not None) or (b"xx" in flags and entry is None):
+        if b"get" not in flags:
+            out.null()
+        return
+    if entry is None:
+        entry = Entry(key, value)
+        keyspace.insert(entry)
+    else:
+        discard(entry.value)
+        entry.value = value
+    if b"keepttl" not in flags:
+        set_deadline(entry, deadline)
+    if b"get" not in flags:
+        out.simple("OK")
+
+
+def parse_deadline(unit: bytes, argument: bytes, out: ReplyBuffer) -> int | None:
+    """SET's EX/PX/EXAT/PXAT argument as a Unix time in ms, or None after replying an error."""
+    amount = parse_integer(argument)
+    if amount is None:
+        out.error(NOT_AN_INTEGER)
+        return None
+    if amount <= 0 or (unit in (b"ex", b"exat") and amount > LLONG_MAX // 1000):
+        out.error("ERR invalid expire time in 'set' command")
+        return None
+    milliseconds = amount * 1000 if unit in (b"ex", b"exat") else amount
+    if unit in (b"ex", b"px"):
+        milliseconds += now_ms()
+    if milliseconds > LLONG_MAX:  # Redis's 64-bit sum would overflow
+        out.error("ERR invalid expire time in 'set' command")
+        return None
+    return milliseconds
+
+
+def del_(args: list[bytes], out: ReplyBuffer) -> None:
+    """DEL key...: large sorted sets are freed by the thread pool, as in the book."""
+    delete_keys(args, out, background=False)
+
+
+def unlink(args: list[bytes], out: ReplyBuffer) -> None:
+    """UNLINK key...: DEL, with every sorted set freed in the background, as in Redis."""
+    delete_keys(args, out, background=True)
+
+
+def delete_keys(keys: list[bytes], out: ReplyBuffer, background: bool) -> None:
+    removed = 0
+    for key in keys:
+        entry = lookup_live(key)
+        if entry is not None:
+            delete_entry(entry, background)
+            removed += 1
+    out.integer(removed)
+
+
+def exists(args: list[bytes], out: ReplyBuffer) -> None:
+    """How many of the keys exist (a key named twice counts twice, as in Redis)."""
+    out.integer(sum(1 for key in args if lookup_live(key) is not None))
+
+
+def type_(args: list[bytes], out: ReplyBuffer) -> None:
+    entry = lookup_live(args[0])
+    if entry is None:
+        out.simple("none")
+    else:
+        out.simple("zset" if type(entry.value) is ZSet else "string")
+
+
+def keys(args: list[bytes], out: ReplyBuffer) -> None:
+    """KEYS pattern: every key matching a Redis glob pattern (O(n): a tool
+    for learning and debugging, not for production, as Redis warns)."""
+    matches = compile_glob(args[0])
+    now = now_ms()
+    live = [entry for entry in keyspace if entry.heap_index < 0 or entry.deadline > now]
+    out.bulk_array([entry.key for entry in live if matches(entry.key)])
+
+
+def dbsize(args: list[bytes], out: ReplyBuffer) -> None:
+    out.integer(len(keyspace))
+
+
+def flushdb(args: list[bytes], out: ReplyBuffer) -> None:
+    """FLUSHDB / FLUSHALL [ASYNC | SYNC]: delete every key (we have one database).
+
+    ASYNC swaps in an empty keyspace at once and leaves the old one to a worker.
+    """
+    global keyspace, expiry_heap
+    mode = b"sync" if not args else args[0].lower() if len(args) == 1 else b""
+    if mode not in (b"sync", b"async"):
+        out.error("ERR syntax error")
+        return
+    if mode == b"async" and worker_pool is not None:
+        old_keyspace, keyspace = keyspace, HMap()
+        expiry_heap = Heap()  # the old heap held only old entries
+        worker_pool.submit(free_keyspace_in_slices, old_keyspace)
+    else:
+        for entry in keyspace:
+            discard(entry.value)
+        keyspace.clear()
+        expiry_heap.clear()
+    out.simple("OK")
+
+
+# --- TTL commands ------------------------------------------------------------------
+
+LLONG_MAX = 2**63 - 1
+
+
+def expire(args: list[bytes], out: ReplyBuffer) -> None:
+    """EXPIRE key seconds [NX | XX | GT | LT]"""
+    expire_generic(args, out, b"expire", unit_ms=1000, relative=True)
+
+
+def pexpire(args: list[bytes], out: ReplyBuffer) -> None:
+    expire_generic(args, out, b"pexpire", unit_ms=1, relative=True)
+
+
+def expireat(args: list[bytes], out: ReplyBuffer) -> None:
+    expire_generic(args, out, b"expireat", unit_ms=1000, relative=False)
+
+
+def pexpireat(args: list[bytes], out: ReplyBuffer) -> None:
+    expire_generic(args, out, b"pexpireat", unit_ms=1, relative=False)
+
+
+def expire_generic(args: list[bytes], out: ReplyBuffer, name: bytes, unit_ms: int, relative: bool) -> None:
+    """Set a key's deadline; a deadline already past deletes the key (and still replies 1)."""
+    flags = set()
+    for option in args[2:]:
+        if option.lower() not in (b"nx", b"xx", b"gt", b"lt"):
+            out.error(f"ERR Unsupported option {option.decode(errors='surrogateescape')}")
+            return
+        flags.add(option.lower())
+    if b"nx" in flags and flags & {b"xx", b"gt", b"lt"}:
+        out.error("ERR NX and XX, GT or LT options at the same time are not compatible")
+        return
+    if {b"gt", b"lt"} <= flags:
+        out.error("ERR GT and LT options at the same time are not compatible")
+        return
+    amount = parse_integer(args[1])
+    if amount is None:
+        out.error(NOT_AN_INTEGER)
+        return
+    # Negative times are allowed (they delete the key); only overflow is an error.
+    deadline = amount * unit_ms + (now_ms() if relative else 0)
+    if not -LLONG_MAX - 1 <= amount * unit_ms <= LLONG_MAX or deadline > LLONG_MAX:
+        out.error(f"ERR invalid expire time in '{name.decode()}' command")
+        return
+    entry = lookup_live(args[0])
+    if entry is None:
+        out.integer(0)
+        return
+    current = entry.deadline if entry.heap_index >= 0 else None  # None: no TTL, i.e. infinite
+    if (
+        (b"nx" in flags and current is not None)
+        or (b"xx" in flags and current is None)
+        or (b"gt" in flags and (current is None or deadline <= current))
+        or (b"lt" in flags and current is not None and deadline >= current)
+    ):
+        out.integer(0)
+        return
+    if deadline <= now_ms():
+        delete_entry(entry)
+    else:
+        set_deadline(entry, deadline)
+    out.integer(1)
+
+
+def ttl(args: list[bytes], out: ReplyBuffer) -> None:
+    """Seconds left (rounded), -1 for a key without TTL, -2 for no key."""
+    remaining = remaining_ms(args[0])
+    out.integer(remaining if remaining < 0 else (remaining + 500) // 1000)
+
+
+def pttl(args: list[bytes], out: ReplyBuffer) -> None:
+    out.integer(remaining_ms(args[0]))
+
+
+def remaining_ms(key: bytes) -> int:
+    entry = lookup_live(key)
+    if entry is None:
+        return -2
+    if entry.heap_index < 0:
+        return -1
+    return max(entry.deadline - now_ms(), 0)
+
+
+def expiretime(args: list[bytes], out: ReplyBuffer) -> None:
+    """The deadline as a Unix time in seconds, -1 without TTL, -2 for no key."""
+    deadline = deadline_ms(args[0])
+    out.integer(deadline if deadline < 0 else deadline // 1000)
+
+
+def pexpiretime(args: list[bytes], out: ReplyBuffer) -> None:
+    out.integer(deadline_ms(args[0]))
+
+
+def deadline_ms(key: bytes) -> int:
+    entry = lookup_live(key)
+    if entry is None:
+        return -2
+    return entry.deadline if entry.heap_index >= 0 else -1
+
+
+def persist(args: list[bytes], out: ReplyBuffer) -> None:
+    """Remove a key's TTL: 1 if it had one, else 0."""
+    entry = lookup_live(args[0])
+    if entry is None or entry.heap_index < 0:
+        out.integer(0)
+        return
+    set_deadline(entry, None)
+    out.integer(1)
+
+
+def hello(args: list[bytes], out: ReplyBuffer) -> None:
+    """HELLO [protover [AUTH username password] [SETNAME name]]: choose RESP2
+    or RESP3 for this connection and describe the server, as a map."""
+    protocol = out.protocol
+    if args:
+        protocol = parse_integer(args[0])
+        if protocol is None:
+            out.error("ERR Protocol version is not an integer or out of range")
+            return
+        if protocol not in (2, 3):
+            out.error("NOPROTO unsupported protocol version")
+            return
+    username = client_name = None
+    i = 1
+    while i < len(args):
+        option, more = args[i].lower(), len(args) - 1 - i
+        if option == b"auth" and more >= 2:
+            username = args[i + 1]
+            i += 3
+        elif option == b"setname" and more >= 1:
+            client_name = args[i + 1]
+            i += 2
+        else:
+            out.error(f"ERR Syntax error in HELLO option '{args[i].decode(errors='surrogateescape')}'")
+            return
+    # With no password configured, Redis's only user, "default", takes any
+    # password; we have no other users.
+    if username is not None and username != b"default":
+        out.error("WRONGPASS invalid username-password pair or user is disabled.")
+        return
+    # Redis shows the name in CLIENT LIST, which we do not have; we check it
+    # as Redis does, and keep nothing.
+    if client_name is not None and any(byte < ord("!") or byte > ord("~") for byte in client_name):
+        out.error("ERR Client names cannot contain spaces, newlines or special characters.")
+        return
+    out.protocol = protocol
+    out.map(7)
+    for field, value in [
+        (b"server", b"redis"),
+        (b"version", REDIS_VERSION),
+        (b"proto", protocol),
+        (b"id", out.client_id),
+        (b"mode", b"standalone"),
+        (b"role", b"master"),
+    ]:
+        out.bulk(field)
+        if isinstance(value, int):
+            out.integer(value)
+        else:
+            out.bulk(value)
+    out.bulk(b"modules")
+    out.array(0)
+
+
+# --- sorted set commands -----------------------------------------------------------
+
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+NOT_A_FLOAT = "ERR value is not a valid float"
+NOT_AN_INTEGER = "ERR value is not an integer or out of range"
+BOUND_NOT_A_FLOAT = "ERR min or max is not a float"
+
+# What C's strtod reads as a decimal number, as Redis parses scores.
+FLOAT_SYNTAX = re.compile(rb"[+-]?(?:inf(?:inity)?|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)", re.IGNORECASE)
+
+
+def parse_double(data: bytes) -> float | None:
+    """A score as Redis reads one: a whole decimal number or inf, not NaN,
+    and not so large or small that it overflows to inf or underflows to 0."""
+    if not FLOAT_SYNTAX.fullmatch(data):
+        return None
+    value = float(data)
+    mantissa = data.lower().partition(b"e")[0]
+    if math.isinf(value) and b"inf" not in mantissa:
+        return None  # overflow
+    if value == 0.0 and any(digit in b"123456789" for digit in mantissa):
+        return None  # underflow
+    # Adding +0.0 turns -0 into 0: Redis's compact encoding of small sorted
+    # sets keeps scores as text that reads back as 0.
+    return value + 0.0
+
+
+def parse_score_bound(data: bytes) -> tuple[float, bool] | None:
+    """A range bound of ZRANGE BYSCORE or ZCOUNT: "1.5", "(1.5" (exclusive),
+    "-inf", "+inf". Redis reads these more loosely than scores (leading
+    spaces, overflow and an empty string pass); we accept what it accepts."""
+    exclusive = data.startswith(b"(")
+    text = data[1:] if exclusive else data
+    if not text:
+        return 0.0, exclusive  # strtod("") reads nothing, which Redis accepts as 0
+    text = text.lstrip(b" \t\n\v\f\r")
+    if not FLOAT_SYNTAX.fullmatch(text):
+        return None
+    return float(text), exclusive
+
+
+def lookup_zset(key: bytes, out: ReplyBuffer) -> ZSet | None | bool:
+    """The sorted set at `key`; None if there is no key; False (after
+    replying WRONGTYPE) if the key holds something else."""
+    entry = lookup_live(key)
+    if entry is None:
+        return None
+    if type(entry.value) is not ZSet:
+        out.error(WRONGTYPE)
+        return False
+    return entry.value
+
+
+def zadd(args: list[bytes], out: ReplyBuffer) -> None:
+    """ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]"""
+    zadd_generic(args, out, incr=False)
+
+
+def zincrby(args: list[bytes], out: ReplyBuffer) -> None:
+    """ZINCRBY key increment member: ZADD key INCR increment member."""
+    zadd_generic(args, out, incr=True)
+
+
+def zadd_generic(args: list[bytes], out: ReplyBuffer, incr: bool) -> None:
+    key = args[0]
+    flags: set[bytes] = set()
+    position = 1
+    if not incr:  # ZINCRBY takes no options
+        while position < len(args) and args[position].lower() in (b"nx", b"xx", b"gt", b"lt", b"ch", b"incr"):
+            flags.add(args[position].lower())
+            position += 1
+        incr = b"incr" in flags
+    pairs = args[position:]
+    if not pairs or len(pairs) % 2:
+        out.error("ERR syntax error")
+        return
+    nx, xx, gt, lt = (flag in flags for flag in (b"nx", b"xx", b"gt", b"lt"))
+    if nx and xx:
+        out.error("ERR XX and NX options at the same time are not compatible")
+        return
+    if (gt and nx) or (lt and nx) or (gt and lt):
+        out.error("ERR GT, LT, and/or NX options at the same time are not compatible")
+        return
+    if incr and len(pairs) > 2:
+        out.error("ERR INCR option supports a single increment-element pair")
+        return
+    scores = [parse_double(score) for score in pairs[0::2]]
+    if None in scores:  # checked before anything changes, as Redis does
+        out.error(NOT_A_FLOAT)
+        return
+    zset = lookup_zset(key, out)
+    if zset is False:
+        return
+    if zset is None and not xx:
+        zset = ZSet()
+        keyspace.insert(Entry(key, zset))
+    added = changed = 0
+    processed = False
+    score = 0.0
+    pending = zip(scores, pairs[1::2]) if zset is not None else []  # no key and XX: nothing to do
+    for score, member in pending:
+        node = zset.lookup(member)
+        if node is None:
+            if xx:
+                continue
+            zset.add(member, score)
+            added += 1
+            processed = True
+            continue
+        if nx:
+            continue
+        if incr:
+            score += node.score
+            if math.isnan(score):  # inf + -inf
+                out.error("ERR resulting score is not a number (NaN)")
+                return
+        if (lt and score >= node.score) or (gt and score <= node.score):
+            continue
+        processed = True
+        if score != node.score:
+            zset.update(node, score)
+            changed += 1
+    if incr:
+        if processed:
+            out.double(score)
+        else:
+            out.null()
+    else:
+        out.integer(added + changed if b"ch" in flags else added)
+
+
+def zrem(args: list[bytes], out: ReplyBuffer) -> None:
+    zset = lookup_zset(args[0], out)
+    if zset is False:
+        return
+    if zset is None:
+        out.integer(0)
+        return
+    removed = 0
+    for member in args[1:]:
+        node = zset.lookup(member)
+        if node is not None:
+            zset.delete(node)
+            removed += 1
+    if not zset:
+        delete_entry(lookup_live(args[0]))  # an empty sorted set is no key at all, as in Redis
+    out.integer(removed)
+
+
+def zscore(args: list[bytes], out: ReplyBuffer) -> None:
+    zset = lookup_zset(args[0], out)
+    if zset is False:
+        return
+    node = zset.lookup(args[1]) if zset is not None else None
+    if node is None:
+        out.null()
+    else:
+        out.double(node.score)
+
+
+def zmscore(args: list[bytes], out: ReplyBuffer) -> None:
+    zset = lookup_zset(args[0], out)
+    if zset is False:
+        return
+    out.array(len(args) - 1)
+    for member in args[1:]:
+        node = zset.lookup(member) if zset is not None else None
+        if node is None:
+            out.null()
+        else:
+            out.double(node.score)
+
+
+def zcard(args: list[bytes], out: ReplyBuffer) -> None:
+    zset = lookup_zset(args[0], out)
+    if zset is not False:
+        out.integer(len(zset) if zset is not None else 0)
+
+
+def zrank(args: list[bytes], out: ReplyBuffer) -> None:
+    zrank_generic(args, out, reverse=False)
+
+
+def zrevrank(args: list[bytes], out: ReplyBuffer) -> None:
+    zrank_generic(args, out, reverse=True)
+
+
+def zrank_generic(args: list[bytes], out: ReplyBuffer, reverse: bool) -> None:
+    zset = lookup_zset(args[0], out)
+    if zset is False:
+        return
+    node = zset.lookup(args[1]) if zset is not None else None
+    if node is None:
+        out.null()
+        return
+    rank = zset.rank(node)
+    out.integer(len(zset) - 1 - rank if reverse else rank)
+
+
+def zcount(args: list[bytes], out: ReplyBuffer) -> None:
+    """ZCOUNT key min max, in O(log n): the difference of two ranks."""
+    low, high = parse_score_bound(args[1]), parse_score_bound(args[2])
+    if low is None or high is None:
+        out.error(BOUND_NOT_A_FLOAT)
+        return
+    zset = lookup_zset(args[0], out)
+    if zset is False:
+        return
+    first, last = score_range_ends(zset, low, high) if zset is not None else (None, None)
+    out.integer(0 if first is None else zset.rank(last) - zset.rank(first) + 1)
+
+
+def score_range_ends(zset: ZSet, low: tuple[float, bool], high: tuple[float, bool]) -> tuple[ZNode | None, ZNode | None]:
+    """The first and last nodes with scores between the bounds, or (None, None)."""
+    first = zset.first_in_range(*low)
+    last = zset.last_in_range(*high)
+    if first is None or last is None or zset.rank(first) > zset.rank(last):
+        return None, None
+    return first, last
+
+
+def zrange(args: list[bytes], out: ReplyBuffer) -> None:
+    """ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset count] [WITHSCORES]"""
+    zrange_generic(args, out, by_score=None, reverse=None)
+
+
+def zrangebyscore(args: list[bytes], out: ReplyBuffer) -> None:
+    """ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]"""
+    zrange_generic(args, out, by_score=True, reverse=False)
+
+
+def zrevrangebyscore(args: list[bytes], out: ReplyBuffer) -> None:
+    """ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]"""
+    zrange_generic(args, out, by_score=True, reverse=True)
+
+
+def zrevrange(args: list[bytes], out: ReplyBuffer) -> None:
+    """ZREVRANGE key start stop [WITHSCORES]"""
+    zrange_generic(args, out, by_score=False, reverse=True)
+
+
+def zrange_generic(args: list[bytes], out: ReplyBuffer, by_score: bool | None, reverse: bool | None) -> None:
+    """Every ZRANGE form. `by_score` and `reverse` are fixed by the legacy
+    commands, or None where ZRANGE's options choose them."""
+    withscores = False
+    offset, limit = 0, -1
+    position = 3
+    while position < len(args):
+        option = args[position].lower()
+        if option == b"withscores":
+            withscores = True
+        elif option == b"limit" and len(args) - position > 2:
+            offset, limit = parse_integer(args[position + 1]), parse_integer(args[position + 2])
+            if offset is None or limit is None:
+                out.error(NOT_AN_INTEGER)
+                return
+            position += 2
+        elif option == b"rev" and reverse is None:
+            reverse = True
+        elif option == b"byscore" and by_score is None:
+            by_score = True
+        else:  # BYLEX, for lexicographic ranges, is not implemented here
+            out.error("ERR syntax error")
+            return
+        position += 1
+    # Redis checks for LIMIT by its count, so "LIMIT 0 -1" passes anywhere.
+    if limit != -1 and not by_score:
+        out.error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+        return
+    if by_score:
+        low, high = args[2] if reverse else args[1], args[1] if reverse else args[2]
+        bounds = parse_score_bound(low), parse_score_bound(high)
+        if None in bounds:
+            out.error(BOUND_NOT_A_FLOAT)
+            return
+    else:
+        start, stop = parse_integer(args[1]), parse_integer(args[2])
+        if start is None or stop is None:
+            out.error(NOT_AN_INTEGER)
+            return
+    zset = lookup_zset(args[0], out)
+    if zset is False:
+        return
+    if zset is None:
+        nodes = []
+    elif by_score:
+        nodes = nodes_by_score(zset, *bounds, bool(reverse), offset, limit)
+    else:
+        nodes = nodes_by_rank(zset, start, stop, bool(reverse))
+    write_members(out, nodes, withscores)
+
+
+def nodes_by_rank(zset: ZSet, start: int, stop: int, reverse: bool) -> list[ZNode]:
+    """Members from rank start to stop inclusive (negative: from the end), in O(log n + k)."""
+    size = len(zset)
+    start = max(start + size if start < 0 else start, 0)
+    stop = min(stop + size if stop < 0 else stop, size - 1)
+    if start > stop:
+        return []
+    count = stop - start + 1
+    if reverse:
+        return list(zset.walk(zset.at(size - 1 - start), count, -1))
+    return list(zset.walk(zset.at(start), count, 1))
+
+
+def nodes_by_score(
+    zset: ZSet, low: tuple[float, bool], high: tuple[float, bool], reverse: bool, offset: int, limit: int
+) -> list[ZNode]:
+    """Members with scores between the bounds, skipping `offset`, at most
+    `limit` (negative: no limit). O(log n + k): the offset is skipped by
+    rank arithmetic and one O(log n) seek, not member by member."""
+    first, last = score_range_ends(zset, low, high)
+    if first is None or offset < 0:
+        return []
+    available = zset.rank(last) - zset.rank(first) + 1 - offset
+    count = available if limit < 0 else min(limit, available)
+    if count <= 0:
+        return []
+    start = zset.rank(last) - offset if reverse else zset.rank(first) + offset
+    return list(zset.walk(zset.at(start), count, -1 if reverse else 1))
+
+
+def write_members(out: ReplyBuffer, nodes: list[ZNode], withscores: bool) -> None:
+    """Members, with their scores if asked: RESP2 alternates member and
+    score in one array; RESP3 gives each pair its own array, as Redis."""
+    if not withscores:
+        out.array(len(nodes))
+        for node in nodes:
+            out.bulk(node.key)
+    elif out.protocol == 3:
+        out.array(len(nodes))
+        for node in nodes:
+            out.array(2)
+            out.bulk(node.key)
+            out.double(node.score)
+    else:
+        out.array(2 * len(nodes))
+        for node in nodes:
+            out.bulk(node.key)
+            out.double(node.score)
+
+
+def zquery(args: list[bytes], out: ReplyBuffer) -> None:
+    """ZQUERY key score member offset limit: the book's own range query.
+
+    From the first member at or after (score, member), skip `offset`
+    members (which may be negative, to step back) and return up to `limit`
+    of them with their scores. Redis's ZRANGE key min +inf BYSCORE LIMIT
+    offset count does the same from a score alone.
+    """
+    score = parse_double(args[1])
+    offset, limit = parse_integer(args[3]), parse_integer(args[4])
+    if score is None:
+        out.error(NOT_A_FLOAT)
+        return
+    if offset is None or limit is None:
+        out.error(NOT_AN_INTEGER)
+        return
+    zset = lookup_zset(args[0], out)
+    if zset is False:
+        return
+    node = zset.seek_ge(score, args[2]) if zset is not None else None
+    if node is not None and offset:
+        node = avl_offset(node, offset)
+    write_members(out, list(ZSet.walk(node, limit)), withscores=True)
+
+
+# --- introspection -----------------------------------------------------------------
+
+
+def command(args: list[bytes], out: ReplyBuffer) -> None:
+    """COMMAND [COUNT | INFO name... | HELP]: describe the commands we have.
+
+    redis-cli asks for this at start-up to learn which commands exist. It
+    first tries COMMAND DOCS, which we do not have; on that error it falls
+    back to its built-in help, which is what we want.
+    """
+    if not args:
+        write_command_infos(out, list(COMMANDS))
+        return
+    subcommand = args[0].lower()
+    if subcommand == b"count" and len(args) == 1:
+        out.integer(len(COMMANDS))
+    elif subcommand == b"info":
+        write_command_infos(out, [name.lower() for name in args[1:]] or list(COMMANDS))
+    elif subcommand == b"help" and len(args) == 1:
+        write_help(out, "COMMAND", COMMAND_HELP)
+    elif subcommand in (b"count", b"help"):
+        out.error(wrong_arity_message(b"command|" + subcommand))
+    else:
+        out.error(unknown_subcommand_message(args[0], "COMMAND"))
+
+
+COMMAND_HELP = [
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def write_command_infos(out: ReplyBuffer, names: list[bytes]) -> None:
+    """Redis 7's ten-field description of each command, nil for unknown names."""
+    out.array(len(names))
+    for name in names:
+        spec = COMMANDS.get(name)
+        if spec is None:
+            out.null()
+            continue
+        out.array(10)
+        out.bulk(name)
+        out.integer(spec.arity)
+        out.array(len(spec.flags))
+        for flag in spec.flags:
+            out.simple(flag)
+        out.integer(spec.first_key)
+        out.integer(spec.last_key)
+        out.integer(spec.key_step)
+        for _ in range(4):  # ACL categories, tips, key specs, subcommands: none here
+            out.array(0)
+
+
+def client(args: list[bytes], out: ReplyBuffer) -> None:
+    """CLIENT SETINFO LIB-NAME|LIB-VER value, which redis-py sends on connect.
+
+    We check the attribute as Redis does and accept it; nothing in this
+    server reports it back (Redis shows it in CLIENT LIST).
+    """
+    subcommand = args[0].lower()
+    if subcommand == b"setinfo" and len(args) == 3:
+        attribute = args[1].lower()
+        if attribute not in (b"lib-name", b"lib-ver"):
+            out.error(f"ERR Unrecognized option '{args[1].decode(errors='surrogateescape')}'")
+        elif any(byte < ord("!") or byte > ord("~") for byte in args[2]):
+            out.error(f"ERR {attribute.decode()} cannot contain spaces, newlines or special characters.")
+        else:
+            out.simple("OK")
+    elif subcommand == b"help" and len(args) == 1:
+        write_help(out, "CLIENT", CLIENT_HELP)
+    elif subcommand in (b"setinfo", b"help"):
+        out.error(wrong_arity_message(b"client|" + subcommand))
+    else:
+        out.error(unknown_subcommand_message(args[0], "CLIENT"))
+
+
+CLIENT_HELP = [
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are:",
+    "    * LIB-NAME: the client lib name.",
+    "    * LIB-VER: the client lib version.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def write_help(out: ReplyBuffer, container: str, lines: list[str]) -> None:
+    """The reply to CONTAINER HELP: status lines, as Redis writes them."""
+    header = f"{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    out.array(len(lines) + 1)
+    for line in [header, *lines]:
+        out.simple(line)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """What the dispatcher and COMMAND need to know of a command.
+
+    Arity counts the name too, as in Redis: a positive arity is exact, a
+    negative one is a minimum. The key positions say where keys are among
+    the arguments (first, last (-1: the end), step), as COMMAND reports.
+    """
+
+    function: Command
+    arity: int
+    flags: tuple[str, ...]
+    first_key: int = 0
+    last_key: int = 0
+    key_step: int = 0
+
+
+COMMANDS: dict[bytes, CommandSpec] = {
+    b"ping": CommandSpec(ping, -1, ("fast",)),
+    b"echo": CommandSpec(echo, 2, ("fast",)),
+    b"get": CommandSpec(get, 2, ("readonly", "fast"), 1, 1, 1),
+    b"set": CommandSpec(set_, -3, ("write", "denyoom"), 1, 1, 1),
+    b"expire": CommandSpec(expire, -3, ("write", "fast"), 1, 1, 1),
+    b"pexpire": CommandSpec(pexpire, -3, ("write", "fast"), 1, 1, 1),
+    b"expireat": CommandSpec(expireat, -3, ("write", "fast"), 1, 1, 1),
+    b"pexpireat": CommandSpec(pexpireat, -3, ("write", "fast"), 1, 1, 1),
+    b"ttl": CommandSpec(ttl, 2, ("readonly", "fast"), 1, 1, 1),
+    b"pttl": CommandSpec(pttl, 2, ("readonly", "fast"), 1, 1, 1),
+    b"expiretime": CommandSpec(expiretime, 2, ("readonly", "fast"), 1, 1, 1),
+    b"pexpiretime": CommandSpec(pexpiretime, 2, ("readonly", "fast"), 1, 1, 1),
+    b"persist": CommandSpec(persist, 2, ("write", "fast"), 1, 1, 1),
+    b"del": CommandSpec(del_, -2, ("write",), 1, -1, 1),
+    b"unlink": CommandSpec(unlink, -2, ("write", "fast"), 1, -1, 1),
+    b"exists": CommandSpec(exists, -2, ("readonly", "fast"), 1, -1, 1),
+    b"type": CommandSpec(type_, 2, ("readonly", "fast"), 1, 1, 1),
+    b"keys": CommandSpec(keys, 2, ("readonly",)),
+    b"dbsize": CommandSpec(dbsize, 1, ("readonly", "fast")),
+    b"flushdb": CommandSpec(flushdb, -1, ("write",)),
+    b"flushall": CommandSpec(flushdb, -1, ("write",)),
+    b"hello": CommandSpec(hello, -1, ("noscript", "loading", "stale", "fast")),
+    b"zadd": CommandSpec(zadd, -4, ("write", "denyoom", "fast"), 1, 1, 1),
+    b"zincrby": CommandSpec(zincrby, 4, ("write", "denyoom", "fast"), 1, 1, 1),
+    b"zrem": CommandSpec(zrem, -3, ("write", "fast"), 1, 1, 1),
+    b"zscore": CommandSpec(zscore, 3, ("readonly", "fast"), 1, 1, 1),
+    b"zmscore": CommandSpec(zmscore, -3, ("readonly", "fast"), 1, 1, 1),
+    b"zcard": CommandSpec(zcard, 2, ("readonly", "fast"), 1, 1, 1),
+    b"zrank": CommandSpec(zrank, 3, ("readonly", "fast"), 1, 1, 1),
+    b"zrevrank": CommandSpec(zrevrank, 3, ("readonly", "fast"), 1, 1, 1),
+    b"zcount": CommandSpec(zcount, 4, ("readonly", "fast"), 1, 1, 1),
+    b"zrange": CommandSpec(zrange, -4, ("readonly",), 1, 1, 1),
+    b"zrangebyscore": CommandSpec(zrangebyscore, -4, ("readonly",), 1, 1, 1),
+    b"zrevrangebyscore": CommandSpec(zrevrangebyscore, -4, ("readonly",), 1, 1, 1),
+    b"zrevrange": CommandSpec(zrevrange, -4, ("readonly",), 1, 1, 1),
+    b"zquery": CommandSpec(zquery, 6, ("readonly",), 1, 1, 1),  # the book's, see zquery()
+    b"command": CommandSpec(command, -1, ("loading", "stale")),
+    b"client": CommandSpec(client, -2, ("noscript", "loading", "stale")),
+}
+
+
+def execute(request: list[bytes], out: ReplyBuffer) -> None:
+    """Run one request and append its reply, or Redis's error for it."""
+    name = request[0].lower()
+    spec = COMMANDS.get(name)
+    if spec is None:
+        out.error(unknown_command_message(request))
+        return
+    count = len(request)
+    if (spec.arity > 0 and count != spec.arity) or (spec.arity < 0 and count < -spec.arity):
+        out.error(wrong_arity_message(name))
+        return
+    spec.function(request[1:], out)
+
+
+def wrong_arity_message(name: bytes) -> str:
+    return f"ERR wrong number of arguments for '{name.decode()}' command"
+
+
+def unknown_subcommand_message(subcommand: bytes, container: str) -> str:
+    return f"ERR unknown subcommand '{subcommand.decode(errors='surrogateescape')}'. Try {container} HELP."
+
+
+def unknown_command_message(request: list[bytes]) -> str:
+    """Redis's text: the name, then the first arguments, quoted, up to ~128 bytes."""
+    listed = ""
+    for arg in request[1:]:
+        if len(listed) >= 128:
+            break
+        listed += "'%s' " % arg.decode(errors="surrogateescape")[: 128 - len(listed)]
+    name = request[0].decode(errors="surrogateescape")[:128]
+    return f"ERR unknown command '{name}', with args beginning with: {listed}"
+
+
+# --- connections -------------------------------------------------------------
+
+
+class Connection(DListNode):
+    """One client's socket and the state kept for it between events.
+
+    It is also a node of the idle list (its `prev` and `next` links).
+    """
+
+    __slots__ = ("sock", "parser", "outgoing", "closing", "polled_events", "last_active")
+
+    def __init__(self, sock: socket.socket, client_id: int) -> None:
+        super().__init__()
+        self.last_active = time.monotonic()
+        self.sock = sock
+        self.parser = RequestParser()
+        self.outgoing = ReplyBuffer(client_id)  # replies not yet sent, in the client's protocol
+        self.closing = False  # close once the outgoing replies are sent
+        self.polled_events = select.POLLIN  # what the poller waits for now
+
+    def wanted_events(self) -> int:
+        """What to poll for: input unless closing, output while replies wait."""
+        events = 0 if self.closing else select.POLLIN
+        if self.outgoing:
+            events |= select.POLLOUT
+        return events
+
+
+# --- idle timers ---------------------------------------------------------------------
+
+# Every connection, least recently active first.
+idle_connections = DList()
+idle_timeout = DEFAULT_IDLE_TIMEOUT
+
+
+def touch(conn: Connection) -> None:
+    """Note activity on `conn`: its idle timer starts again, at the back of the list."""
+    conn.last_active = time.monotonic()
+    idle_connections.move_to_back(conn)
+
+
+def next_timer_ms() -> int | None:
+    """How long poll() may sleep: until the oldest connection's idle
+    timeout or the nearest key expiry, or for ever if there is neither."""
+    waits = []
+    oldest = idle_connections.front()
+    if oldest is not None and idle_timeout:
+        remaining = oldest.last_active + idle_timeout - time.monotonic()
+        waits.append(int(remaining * 1000) + 1)  # round up: waking early would just loop
+    soonest = expiry_heap.peek()
+    if soonest is not None:
+        waits.append(soonest.deadline - now_ms() + 1)
+    return max(0, min(waits)) if waits else None
+
+
+def close_idle_connections(poller: select.poll, clients: dict[int, Connection]) -> None:
+    """Close every connection idle for idle_timeout or longer: all at the front."""
+    if not idle_timeout:
+        return
+    now = time.monotonic()
+    while (oldest := idle_connections.front()) is not None and oldest.last_active + idle_timeout <= now:
+        log.debug("closing a connection idle for %.1fs", now - oldest.last_active)
+        close_client(oldest, poller, clients)
+
+
+# --- connection events ------------------------------------------------------------------
+
+
+def handle_readable(conn: Connection) -> None:
+    try:
+        data = conn.sock.recv(RECV_SIZE)
+    except BlockingIOError:
+        return  # spurious wakeup: nothing to read after all
+    except OSError:  # e.g. reset by the client: nobody left to answer
+        conn.closing = True
+        conn.outgoing.clear()
+        return
+    if not data:
+        # The client will send no more. Requests already received were
+        # answered; the replies still go out before we close.
+        conn.closing = True
+        return
+    touch(conn)
+    conn.parser.feed(data)
+    execute_requests(conn)
+    # Most replies fit in the socket buffer: send now instead of waiting a
+    # round of poll() to learn that the socket is writable.
+    handle_writable(conn)
+
+
+def execute_requests(conn: Connection) -> None:
+    """Answer every complete request buffered, while the output is not too big."""
+    out = conn.outgoing
+    try:
+        while len(out) < MAX_OUTPUT and (request := conn.parser.next_request()) is not None:
+            execute(request, out)
+    except ProtocolError as error:
+        out.error(f"ERR {error}")
+        conn.closing = True
+
+
+def handle_writable(conn: Connection) -> None:
+    try:
+        sent = conn.sock.send(conn.outgoing)
+    except BlockingIOError:
+        return  # the kernel's buffer is full: poll() will tell us when not
+    except OSError:
+        conn.closing = True
+        conn.outgoing.clear()
+        return
+    # Deleting from the front of a bytearray moves its start pointer in
+    # CPython; the unsent rest is not copied.
+    del conn.outgoing[:sent]
+    if sent:
+        touch(conn)  # a client reading its replies is not idle either
+    if not conn.outgoing and not conn.closing and conn.parser.buffered():
+        # Requests held back by MAX_OUTPUT can run now.
+        execute_requests(conn)
+
+
+# --- the event loop --------------------------------------------------------------
+
+
+# Every connection gets the next number, as Redis's client ids.
+client_ids = itertools.count(1)
+
+
+def accept_clients(listener: socket.socket, poller: select.poll, clients: dict[int, Connection]) -> None:
+    """Accept every connection waiting in the listen queue."""
+    while True:
+        try:
+            sock, address = listener.accept()
+        except BlockingIOError:
+            return
+        except OSError as error:  # e.g. out of file descriptors: keep serving the rest
+            log.warning("accept failed: %s", error)
+            return
+        sock.setblocking(False)
+        # Replies are written whole; don't let Nagle's algorithm hold them back.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(sock, next(client_ids))
+        idle_connections.push_back(conn)
+        clients[sock.fileno()] = conn
+        poller.register(sock, conn.polled_events)
+        log.debug("connection from %s:%d", *address[:2])
+
+
+def close_client(conn: Connection, poller: select.poll, clients: dict[int, Connection]) -> None:
+    idle_connections.detach(conn)
+    fd = conn.sock.fileno()
+    poller.unregister(fd)
+    del clients[fd]
+    conn.sock.close()
+
+
+def run_event_loop(listener: socket.socket) -> None:
+    listener.setblocking(False)
+    poller = select.poll()
+    poller.register(listener, select.POLLIN)
+    listener_fd = listener.fileno()
+    clients: dict[int, Connection] = {}
+    while True:
+        for fd, events in poller.poll(next_timer_ms()):
+            if fd == listener_fd:
+                accept_clients(listener, poller, clients)
+                continue
+            conn = clients[fd]
+            # POLLHUP/POLLERR come without POLLIN on some systems; recv()
+            # then reports what happened.
+            if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                handle_readable(conn)
+            if events & select.POLLOUT and conn.outgoing:
+                handle_writable(conn)
+            if conn.closing and not conn.outgoing:
+                close_client(conn, poller, clients)
+                continue
+            wanted = conn.wanted_events()
+            if wanted != conn.polled_events:
+                # Only on change: every modify() makes the next poll()
+                # rebuild its array of all descriptors.
+                poller.modify(fd, wanted)
+                conn.polled_events = wanted
+        close_idle_connections(poller, clients)
+        expire_keys()
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
+        help="close connections idle this long (default: %(default)s; 0: never)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lazy-free-threshold", type=int, default=DEFAULT_LAZY_FREE_THRESHOLD, metavar="MEMBERS",
+        help="free sorted sets larger than this on a worker thread (default: %(default)s; 0: never)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--free-slice", type=int, default=DEFAULT_FREE_SLICE, metavar="NODES",
+        help="nodes a worker frees before yielding the GIL (default: %(default)s; 0: all at once)",
+    )  # fmt: skip
+
+
+def main() -> None:
+    global idle_timeout, lazy_free_threshold, free_slice, worker_pool
+    options = parse_options("Chapter 14: a thread pool for large deletions", add_options)
+    idle_timeout = options.idle_timeout
+    lazy_free_threshold = options.lazy_free_threshold
+    free_slice = options.free_slice
+    # One worker: with the GIL, more threads would take turns, not work in parallel.
+    with create_listener(options.host, options.port) as listener, ThreadPool(1, "lazy-free") as pool:
+        if lazy_free_threshold > 0:
+            worker_pool = pool
+        log.info("listening on %s:%d", options.host, options.port)
+        serve(lambda: run_event_loop(listener))
+
+
+if __name__ == "__main__":
+    main()
