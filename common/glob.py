@@ -11,7 +11,8 @@ on some systems.
   (a reversed range ``[z-a]`` means the same range)
 * ``\\x`` the byte x itself, outside classes and inside them
 
-and Redis's reading of odd patterns: a class left open at the end of the
+and Redis's reading of odd patterns: the empty key matches "*" alone,
+a class left open at the end of the
 pattern ends there, ``[]`` matches nothing and ``[^]`` any byte, a lone
 trailing backslash is a literal backslash, and in ``[a-]`` the ``-`` starts
 a range up to ``]``.
@@ -35,10 +36,11 @@ def glob_match(pattern: bytes, key: bytes) -> bool:
 @lru_cache(maxsize=256)
 def compile_glob(pattern: bytes) -> Callable[[bytes], bool]:
     """A function telling whether a key matches `pattern`."""
-    if pattern.strip(b"*") == b"" and pattern:
-        return lambda key: True  # "*", the common case: no regex at all
+    if pattern == b"*":
+        return lambda key: True  # the common case, and the only one matching the empty key
     regex = re.compile(_translate(pattern), re.DOTALL)
-    return lambda key: regex.fullmatch(key) is not None
+    # Redis's matcher stops at once on an empty key: "**" or "?*" miss it.
+    return lambda key: key != b"" and regex.fullmatch(key) is not None
 
 
 def _literal(byte: int) -> bytes:

@@ -1,0 +1,106 @@
+"""common/resp.py: the request parser, fed bytes split anywhere."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common.resp import ProtocolError, RequestParser, encode_command, parse_integer, split_inline_arguments
+
+pytestmark = pytest.mark.since(4)
+
+arguments = st.lists(st.binary(max_size=40), min_size=1, max_size=6)
+
+
+def parse_all(chunks: list[bytes]) -> list[list[bytes]]:
+    parser = RequestParser()
+    requests = []
+    for chunk in chunks:
+        parser.feed(chunk)
+        while (request := parser.next_request()) is not None:
+            requests.append(request)
+    return requests
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(cut, len(data)) for cut in cuts})
+    return [data[start:end] for start, end in zip([0, *points], [*points, len(data)])]
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests=st.lists(arguments, min_size=1, max_size=8), cuts=st.lists(st.integers(0, 2000), max_size=20))
+def test_multibulk_requests_survive_any_split(requests, cuts):
+    stream = b"".join(encode_command(*request) for request in requests)
+    assert parse_all(split_at(stream, cuts)) == requests
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=st.lists(st.text("abcXYZ09:-_", min_size=1, max_size=8), min_size=1, max_size=5))
+def test_inline_requests(words):
+    line = " ".join(words).encode()
+    assert parse_all([line + b"\r\n", line + b"\n"]) == [[w.encode() for w in words]] * 2
+
+
+def test_byte_by_byte_keeps_state_and_consumes_everything():
+    stream = encode_command("SET", "k", b"v" * 1000) + b"PING\r\n"
+    parser = RequestParser()
+    requests = []
+    for byte in stream:
+        parser.feed(bytes([byte]))
+        while (request := parser.next_request()) is not None:
+            requests.append(request)
+    assert requests == [[b"SET", b"k", b"v" * 1000], [b"PING"]]
+    assert parser.buffered() == 0
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        (b'a "b c" d', [b"a", b"b c", b"d"]),
+        (b"'it''s'", None),
+        (b"'it\\'s'", [b"it's"]),
+        (b'"\\x41\\x4a\\n\\t\\\\"', [b"AJ\n\t\\"]),
+        (b'"\\xZZ"', [b"xZZ"]),
+        (b'""', [b""]),
+        (b'"unterminated', None),
+        (b'"closed"x', None),
+        (b"   ", []),
+    ],
+)
+def test_split_inline_arguments(line, expected):
+    if expected is None:
+        with pytest.raises(ProtocolError, match="unbalanced quotes"):
+            split_inline_arguments(line)
+    else:
+        assert split_inline_arguments(line) == expected
+
+
+@pytest.mark.parametrize(
+    "limits, data, message",
+    [
+        ({"max_bulk_length": 10}, b"*1\r\n$11\r\n", "invalid bulk length"),
+        ({"max_arguments": 3}, b"*4\r\n", "invalid multibulk length"),
+        ({"max_inline_length": 10}, b"PING 123456789", "too big inline request"),
+        ({"max_inline_length": 10}, b"PING 123456789\r\n", "too big inline request"),
+        ({"max_inline_length": 10}, b"*12345678901", "too big mbulk count string"),
+        ({}, b"*1\r\n$3\r\nabc\r\n*1\r\n:1\r\n", "expected '\\$', got ':'"),
+    ],
+)
+def test_limits(limits, data, message):
+    parser = RequestParser(**limits)
+    parser.feed(data)
+    with pytest.raises(ProtocolError, match=message):
+        while parser.next_request() is not None:
+            pass
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [(b"0", 0), (b"-12", -12), (b"9223372036854775807", 2**63 - 1), (b"-9223372036854775808", -(2**63))],
+)
+def test_parse_integer_accepts(text, value):
+    assert parse_integer(text) == value
+
+
+@pytest.mark.parametrize("text", [b"", b"+1", b" 1", b"1 ", b"01", b"-0", b"1_0", b"9223372036854775808", b"0x10"])
+def test_parse_integer_rejects(text):
+    assert parse_integer(text) is None
