@@ -32,7 +32,7 @@ help:
 	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) || { echo "$(PYTHON) could not create a virtual environment (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e .
 	touch $@

@@ -139,9 +139,19 @@ def avl_insert(root: N | None, node: N, less: Callable[[N, N], bool]) -> N:
         parent = current
         go_left = less(node, current)
         current = current.left if go_left else current.right
+    return avl_attach(node, parent, go_left)
+
+
+def avl_attach(node: N, parent: N | None, as_left: bool) -> N:
+    """Link the detached `node` as a leaf under `parent` (as its left or
+    right child; no parent: the tree was empty), rebalance, return the root.
+
+    The second half of an insert, for containers that find the place
+    themselves by comparing their own keys.
+    """
     node.parent = parent
     if parent is not None:
-        if go_left:
+        if as_left:
             parent.left = node
         else:
             parent.right = node

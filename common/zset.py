@@ -23,10 +23,10 @@ from collections.abc import Iterator
 
 from common.avl import (
     AVLNode,
+    avl_attach,
     avl_delete,
     avl_dismantle,
     avl_first,
-    avl_fix,
     avl_last,
     avl_next,
     avl_offset,
@@ -99,17 +99,13 @@ class ZSet:
         parent = None
         current = self.root
         go_left = False
+        # avl_insert's walk, with the (score, member) comparison inlined:
+        # a call per level would slow every ZADD.
         while current is not None:
             parent = current
             go_left = score < current.score or (score == current.score and member < current.key)
             current = current.left if go_left else current.right
-        node.parent = parent
-        if parent is not None:
-            if go_left:
-                parent.left = node
-            else:
-                parent.right = node
-        self.root = avl_fix(node)
+        self.root = avl_attach(node, parent, go_left)
 
     # --- order ---------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import ServerProcess, discover_chapters, in_ci, server_command
+from tests.support import RawClient, ServerProcess, discover_chapters, in_ci, server_command
 
 CHAPTERS = discover_chapters()
 
@@ -108,6 +108,27 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def pair(server, real_redis) -> Iterator[tuple[RawClient, RawClient]]:
+    """A connection to the chapter's server and one to real Redis, for
+    differential tests (tests.support.assert_same_replies)."""
+    with server.connect() as ours, real_redis.connect() as theirs:
+        yield ours, theirs
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def empty_pair(request: pytest.FixtureRequest, pair) -> tuple[RawClient, RawClient]:
+    """`pair` with both keyspaces emptied (FLUSHALL: chapter 09 on), speaking
+    RESP2, then, in a second run of the test, RESP3. The HELLO replies
+    differ (server version, client id), so only their shape is compared."""
+    protocol = request.param
+    for client in pair:
+        assert client.command("FLUSHALL") == b"+OK\r\n"
+    replies = [client.command("HELLO", protocol) for client in pair]
+    assert [reply[:4] for reply in replies] == [b"%7\r\n" if protocol == 3 else b"*14\r"] * 2
+    return pair
 
 
 @pytest.fixture(scope="session")

@@ -10,19 +10,9 @@ from tests.support import assert_same_replies
 pytestmark = pytest.mark.since(11)
 
 
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def pair(request, server, real_redis):
-    """A connection to each server, both emptied and speaking the same protocol."""
-    with server.connect() as ours, real_redis.connect() as theirs:
-        for client in (ours, theirs):
-            assert client.command("FLUSHALL") == b"+OK\r\n"
-            client.command("HELLO", request.param)
-        yield ours, theirs
-
-
-def test_zadd_options(pair):
+def test_zadd_options(empty_pair):
     assert_same_replies(
-        *pair,
+        *empty_pair,
         ("ZADD", "z", "1", "a", "2", "b", "3", "c"),
         ("ZADD", "z", "1.5", "a", "2", "b", "4", "d"),
         ("ZADD", "z", "CH", "10", "a", "2", "b", "5", "e"),
@@ -58,9 +48,9 @@ def test_zadd_options(pair):
     )
 
 
-def test_scores_format_as_redis(pair):
+def test_scores_format_as_redis(empty_pair):
     assert_same_replies(
-        *pair,
+        *empty_pair,
         ("ZADD", "z", "1.1", "a", "0.1", "b", "-0", "c", "1e20", "d", "123456789012345678", "e", "3.0", "f"),
         ("ZADD", "z", "2.5e-5", "g", ".5", "h", "5.", "i", "-1.5E3", "j"),
         ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
@@ -72,10 +62,10 @@ def test_scores_format_as_redis(pair):
     )
 
 
-def test_ranges(pair):
+def test_ranges(empty_pair):
     members = [str(score) for score in range(20)]
     assert_same_replies(
-        *pair,
+        *empty_pair,
         ("ZADD", "z", *[item for i, m in enumerate(members) for item in (str(i // 2), f"m{m}")]),
         ("ZRANGE", "z", "0", "4"),
         ("ZRANGE", "z", "-3", "-1", "WITHSCORES"),
@@ -118,9 +108,9 @@ def test_ranges(pair):
     )
 
 
-def test_zrem_and_types(pair):
+def test_zrem_and_types(empty_pair):
     assert_same_replies(
-        *pair,
+        *empty_pair,
         ("ZADD", "z", "1", "a", "2", "b"),
         ("ZREM", "z", "a", "nosuch", "a"),
         ("ZREM", "nokey", "a"),
@@ -190,7 +180,7 @@ commands = st.one_of(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=st.lists(commands, min_size=1, max_size=25))
-def test_random_sequences_match_redis(pair, sequence):
-    for client in pair:
+def test_random_sequences_match_redis(empty_pair, sequence):
+    for client in empty_pair:
         client.command("DEL", "z")
-    assert_same_replies(*pair, *sequence)
+    assert_same_replies(*empty_pair, *sequence)

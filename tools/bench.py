@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tests.support import ServerProcess, discover_chapters, server_command  # noqa: E402
+from tools.report import wide_console  # noqa: E402
 
 TESTS = ["PING_MBULK", "SET", "GET"]
 FIRST_KV_CHAPTER = 7
@@ -67,7 +67,7 @@ def main() -> None:
     low, _, high = options.chapters.partition("-")
     chapters = {n: path for n, path in discover_chapters().items() if int(low) <= n <= int(high or low)}
 
-    console = Console(width=max(Console().width, 110))  # keep the table on one line per row
+    console = wide_console(110)
     table = Table(title="requests per second (redis-benchmark, 50 clients)")
     table.add_column("server")
     for test in TESTS:

@@ -30,10 +30,9 @@ from pathlib import Path
 # Chapter folders are not packages: put the repository root on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
 
 from tests.support import ServerProcess, discover_chapters, server_command  # noqa: E402
+from tools.report import comparison_table, wide_console  # noqa: E402
 
 PING = b"*1\r\n$4\r\nPING\r\n"
 ACTIVE_CLIENTS = 10
@@ -130,15 +129,12 @@ def main() -> None:
     options = parser.parse_args()
     chapters = discover_chapters()
     servers = {"chapter 05: a thread per connection": chapters[5], "chapter 06: event loop": chapters[6]}
-    console = Console(width=max(Console().width, 100))
+    console = wide_console()
     results = {}
     for name, path in servers.items():
         console.print(f"measuring {name} ...")
         results[name] = measure(path, options.idle)
-    table = Table(title=f"{options.idle:,} idle connections, {ACTIVE_CLIENTS} active clients")
-    table.add_column("")
-    for name in results:
-        table.add_column(name, justify="right")
+    title = f"{options.idle:,} idle connections, {ACTIVE_CLIENTS} active clients"
     rows = [
         ("memory per idle connection", "memory", "{:.1f} kB"),
         ("threads in the server", "threads", "{:,.0f}"),
@@ -147,9 +143,7 @@ def main() -> None:
         ("PING round trip, max", "max", "{:.2f} ms"),
         ("connect + PING + close", "churn", "{:,.0f} /s"),
     ]
-    for label, field, template in rows:
-        table.add_row(label, *(template.format(figures[field]) for figures in results.values()))
-    console.print(table)
+    console.print(comparison_table(title, results, rows))
 
 
 if __name__ == "__main__":

@@ -27,10 +27,9 @@ from pathlib import Path
 # Chapter folders are not packages: put the repository root on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
 
 from common.hashtable import HMap, HNode  # noqa: E402
+from tools.report import comparison_table, wide_console  # noqa: E402
 
 
 class Entry(HNode):
@@ -84,7 +83,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=2_000_000)
     options = parser.parse_args()
     keys = [b"key:%d" % i for i in range(options.keys)]
-    console = Console(width=max(Console().width, 100))
+    console = wide_console()
     results = {}
     gc.disable()
     try:
@@ -94,10 +93,7 @@ def main() -> None:
             gc.collect()
     finally:
         gc.enable()
-    table = Table(title=f"one insert at a time, growing to {options.keys:,} keys")
-    table.add_column("")
-    for name in results:
-        table.add_column(name, justify="right")
+    title = f"one insert at a time, growing to {options.keys:,} keys"
     rows = [
         ("total time", "total", "{:.2f} s"),
         ("mean insert", "mean", "{:.2f} µs"),
@@ -107,9 +103,7 @@ def main() -> None:
         ("... at key number", "slowest_at", "{:,}"),
         ("inserts over 1 ms", "over_1ms", "{:,}"),
     ]
-    for label, field, template in rows:
-        table.add_row(label, *(template.format(figures[field]) for figures in results.values()))
-    console.print(table)
+    console.print(comparison_table(title, results, rows))
 
 
 if __name__ == "__main__":

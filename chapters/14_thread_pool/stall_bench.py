@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import redis  # noqa: E402
-from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tests.support import ServerProcess, server_command  # noqa: E402
+from tools.report import wide_console  # noqa: E402
 
 SERVER = Path(__file__).resolve().parent / "server.py"
 BATCH = 1000  # members per ZADD while building the set
@@ -104,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=1_000_000)
     options = parser.parse_args()
-    console = Console(width=max(Console().width, 110))
+    console = wide_console(110)
     table = Table(title=f"DEL of a {options.members:,}-member sorted set: the event loop's stalls")
     for column in ("mode", "DEL reply", "longest PING", "p99 PING", "median PING", "PINGs > 10 ms", "PINGs"):
         table.add_column(column, justify="left" if column == "mode" else "right")
