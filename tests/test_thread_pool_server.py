@@ -4,6 +4,8 @@ that failed would print a traceback, which the server fixture rejects."""
 
 import pytest
 
+from tests.support import assert_same_replies
+
 pytestmark = [pytest.mark.since(14), pytest.mark.server_args("--lazy-free-threshold", "10")]
 
 
@@ -47,3 +49,24 @@ def test_overwriting_a_large_set(server, key):
         fill(client, key(), 5_000)
         client.set(key(), "now a string")
         assert client.get(key()) == b"now a string"
+
+
+def test_unlink_and_async_flush_match_redis(empty_pair):
+    members = [item for i in range(50) for item in (str(i), f"m{i}")]
+    assert_same_replies(
+        *empty_pair,
+        ("ZADD", "z", *members),
+        ("SET", "s", "v"),
+        ("UNLINK", "z", "missing", "z", "s"),
+        ("EXISTS", "z", "s"),
+        ("UNLINK",),
+        ("ZADD", "z", *members),
+        ("FLUSHALL", "ASYNC"),
+        ("DBSIZE",),
+        ("ZADD", "z", *members),
+        ("FLUSHDB", "async"),
+        ("ZCARD", "z"),
+        ("FLUSHALL", "ASYNC", "x"),
+        ("FLUSHALL", "LATER"),
+        ("FLUSHALL", "SYNC"),
+    )

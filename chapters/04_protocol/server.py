@@ -134,6 +134,9 @@ def main() -> None:
                         serve_client(conn)
                     except OSError as error:  # e.g. reset by the client
                         log.debug("connection error: %s", error)
+                    except Exception:
+                        # A bug in a command must cost this one connection, not the server.
+                        log.exception("internal error while serving a client; closing the connection")
 
         serve(run)
 

@@ -124,6 +124,9 @@ def client_thread(conn: socket.socket) -> None:
             serve_client(conn)
         except OSError as error:  # e.g. reset by the client
             log.debug("connection error: %s", error)
+        except Exception:
+            # A bug in a command must cost this one connection, not the server.
+            log.exception("internal error while serving a client; closing the connection")
 
 
 def main() -> None:

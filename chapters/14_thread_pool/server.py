@@ -1183,6 +1183,11 @@ def execute_requests(conn: Connection) -> None:
     except ProtocolError as error:
         out.error(f"ERR {error}")
         conn.closing = True
+    except Exception:
+        # A bug in a command must cost this one connection, not the server.
+        log.exception("internal error while executing a request; closing the connection")
+        out.error("ERR internal error")
+        conn.closing = True
 
 
 def handle_writable(conn: Connection) -> None:
