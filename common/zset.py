@@ -85,8 +85,7 @@ class ZSet:
         """Give a member a new score: out of the tree, and back in at its new place."""
         if score == node.score:
             return
-        self.root = avl_delete(node)
-        node.height, node.count = 1, 1
+        self.root = avl_delete(node)  # leaves the node detached, a fresh leaf
         node.score = score
         self._tree_insert(node)
 
