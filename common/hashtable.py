@@ -6,44 +6,57 @@ rehashes every key before it returns. With millions of keys that single
 insert takes tens of milliseconds, and in a single-threaded server every
 client waits for it. Redis (and the book) avoid the stall by resizing
 progressively: while the table grows, the old and the new table coexist,
-and every operation moves a bounded number of keys from old to new.
+and every operation moves a bounded number of nodes from old to new.
 
 Design, following the book:
 
-* Tables are Python lists of chain heads, with power-of-two sizes, so the
-  bucket of a hash is ``hcode & mask``.
-* Collisions chain through the nodes themselves.
-* When the average chain passes MAX_LOAD_FACTOR, a table twice the size
-  becomes the newer table, and the full one the older; every lookup,
-  insert and pop then migrates up to REHASH_WORK nodes until the older
-  table is empty.
+* A table is a plain Python list of chain heads whose length is a power of
+  two, so the bucket of a hash is ``hcode & mask``.
+* Collisions chain through the nodes themselves (``node.hnext``).
+* When the map holds more than MAX_LOAD_FACTOR nodes per bucket, a table
+  twice the size becomes the newer table and the full one the older; every
+  lookup, insert and pop then does up to REHASH_WORK steps of migration
+  until the older table is empty. Inserts go to the newer table; lookups
+  and pops search both.
 
-It is intrusive: a node is any object with the attributes ``key``,
-``hcode`` (the cached hash of key) and ``hnext`` (the next node in its
-chain), so an entry costs one object, with no wrapper around it. `HNode`
-is a convenient base class with exactly those slots.
+It is intrusive: a node is any object with the attributes ``key`` (hashable,
+compared with ==), ``hcode`` (the cached hash of key) and ``hnext`` (the
+next node in its chain), so a stored entry costs one object, with no
+wrapper around it. `HNode` is a convenient base class with exactly those
+slots; a class that already has a slotted base (chapter 11's sorted-set
+node is an AVL node) declares the three slots itself instead.
 
-Hashes come from Python's built-in hash(): it is implemented in C, cached
-for str, and randomised per process (SipHash for bytes), so a client cannot
-pick keys that all land in one chain.
+Hashes come from Python's built-in hash(): it runs in C, str and bytes
+cache theirs (so hashing a key a second time is free), and it is salted
+per process (SipHash for str and bytes), so a client cannot choose keys
+that all fall into one chain (hash flooding).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-MAX_LOAD_FACTOR = 8  # nodes per bucket, on average, before the table grows
-REHASH_WORK = 128  # nodes migrated per operation while resizing
-INITIAL_SIZE = 4
+# Nodes per bucket, on average, before the table doubles. The book's value.
+# In Python it also keeps the tables small (one slot per 8 keys), which
+# matters because a new table is allocated in one go: `[None] * n` fills
+# every slot at once, where C's calloc gets lazily zeroed pages.
+MAX_LOAD_FACTOR = 8
+# Migration steps per operation while resizing: moving one node or passing
+# one empty bucket is a step, so every operation's extra work is bounded.
+REHASH_WORK = 128
+INITIAL_CAPACITY = 4
 
 
 class Node(Protocol):
-    """What the table requires of a node: a key, its cached hash, a chain link."""
+    """What the map requires of a node: a key, its cached hash, a chain link."""
 
     key: Any
     hcode: int
-    hnext: Node | None
+    hnext: Any  # the next node in the chain, or None
+
+
+N = TypeVar("N", bound=Node)
 
 
 class HNode:
@@ -57,139 +70,148 @@ class HNode:
         self.hnext: HNode | None = None
 
 
-class _Table:
-    """One array of chains: a fixed power-of-two number of buckets."""
+class HMap(Generic[N]):
+    """A hashtable of nodes, keyed by `node.key`.
 
-    __slots__ = ("slots", "mask", "size")
-
-    def __init__(self, capacity: int) -> None:
-        self.slots: list[Node | None] = [None] * capacity
-        self.mask = capacity - 1
-        self.size = 0  # nodes held
-
-
-class HMap:
-    """A hashtable of nodes keyed by `node.key`.
-
-    Keys must be hashable and compared with ==. Insert only absent keys
-    (the caller looks up first, as a server does to decide between update
-    and insert). The map must not be changed while it is being iterated.
+    Insert only absent keys: the caller looks up first, as a server does to
+    choose between updating and inserting. Do not use the map at all while
+    iterating over it: during a resize even `lookup` moves nodes between
+    the tables, so the iteration could miss a node or see one twice. Take
+    `list(hmap)` first to change the map while walking it.
     """
 
-    __slots__ = ("_newer", "_older", "_migrate_pos")
+    # The two tables are kept as flat attributes (list, mask, node count)
+    # rather than objects of their own, saving an attribute load on every
+    # access in the hot paths.
+    __slots__ = ("_newer", "_newer_mask", "_older", "_older_mask", "_older_size", "_migrate_pos", "_size")
 
     def __init__(self) -> None:
-        self._newer = _Table(INITIAL_SIZE)
-        self._older: _Table | None = None  # the table being emptied while resizing
-        self._migrate_pos = 0  # the next bucket of _older to migrate
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every node (the nodes themselves are left as they are)."""
+        self._newer: list[N | None] = [None] * INITIAL_CAPACITY
+        self._newer_mask = INITIAL_CAPACITY - 1
+        self._older: list[N | None] | None = None  # the table being emptied, while resizing
+        self._older_mask = 0
+        self._older_size = 0  # nodes still in the older table
+        self._migrate_pos = 0  # the older table's buckets before this one are empty
+        self._size = 0  # nodes in both tables
 
     def __len__(self) -> int:
-        older = self._older
-        return self._newer.size + (older.size if older is not None else 0)
+        return self._size
 
-    def lookup(self, key: Any) -> Node | None:
+    @property
+    def capacity(self) -> int:
+        """The number of buckets in the newer table."""
+        return self._newer_mask + 1
+
+    def is_resizing(self) -> bool:
+        """True while two tables coexist."""
+        return self._older is not None
+
+    def lookup(self, key: Any) -> N | None:
         """The node whose key equals `key`, or None."""
         if self._older is not None:
             self._help_rehashing()
         hcode = hash(key)
-        table = self._newer
-        node = table.slots[hcode & table.mask]
+        # Comparing the cached hashes first skips most == calls on the chain.
+        node = self._newer[hcode & self._newer_mask]
         while node is not None:
             if node.hcode == hcode and node.key == key:
                 return node
             node = node.hnext
-        table = self._older
-        if table is not None:
-            node = table.slots[hcode & table.mask]
+        older = self._older
+        if older is not None:
+            node = older[hcode & self._older_mask]
             while node is not None:
                 if node.hcode == hcode and node.key == key:
                     return node
                 node = node.hnext
         return None
 
-    def insert(self, node: Node) -> None:
-        """Add `node`, whose key must not be in the map yet; caches its hash."""
-        node.hcode = hash(node.key)
-        table = self._newer
-        index = node.hcode & table.mask
-        node.hnext = table.slots[index]
-        table.slots[index] = node
-        table.size += 1
-        if self._older is None:
-            if table.size > MAX_LOAD_FACTOR * len(table.slots):
-                self._start_resizing()
-        else:
+    def insert(self, node: N) -> None:
+        """Add `node`, whose key must not be in the map yet; sets node.hcode."""
+        hcode = node.hcode = hash(node.key)
+        newer = self._newer
+        index = hcode & self._newer_mask
+        node.hnext = newer[index]
+        newer[index] = node
+        self._size += 1
+        if self._older is not None:
             self._help_rehashing()
+        elif self._size > MAX_LOAD_FACTOR * len(newer):
+            self._start_resizing()
 
-    def pop(self, key: Any) -> Node | None:
-        """Remove and return the node whose key equals `key`, or None."""
+    def pop(self, key: Any) -> N | None:
+        """Remove and return the node whose key equals `key` (its hnext reset
+        to None), or None if there is none."""
         if self._older is not None:
             self._help_rehashing()
         hcode = hash(key)
-        for table in (self._newer, self._older):
-            if table is None:
-                break
-            index = hcode & table.mask
-            previous = None
-            node = table.slots[index]
-            while node is not None:
-                if node.hcode == hcode and node.key == key:
-                    if previous is None:
-                        table.slots[index] = node.hnext
-                    else:
-                        previous.hnext = node.hnext
-                    node.hnext = None
-                    table.size -= 1
-                    return node
-                previous, node = node, node.hnext
-        return None
+        node = _detach(self._newer, hcode & self._newer_mask, hcode, key)
+        if node is None and self._older is not None:
+            node = _detach(self._older, hcode & self._older_mask, hcode, key)
+            if node is not None:
+                self._older_size -= 1
+        if node is not None:
+            self._size -= 1
+        return node
 
-    def clear(self) -> None:
-        self._newer = _Table(INITIAL_SIZE)
-        self._older = None
-        self._migrate_pos = 0
-
-    def __iter__(self) -> Iterator[Node]:
-        """Every node once, the newer table's first (so also mid-resize)."""
+    def __iter__(self) -> Iterator[N]:
+        """Every node once, the newer table's first; the map must not be
+        used until the iteration ends (see the class docstring)."""
         for table in (self._newer, self._older):
             if table is None:
                 continue
-            for head in table.slots:
-                node = head
+            for node in table:
                 while node is not None:
                     yield node
                     node = node.hnext
 
-    def is_resizing(self) -> bool:
-        """True while two tables coexist (for tests and demos)."""
-        return self._older is not None
-
-    # --- progressive resizing ----------------------------------------------------------
+    # --- progressive resizing --------------------------------------------------------
 
     def _start_resizing(self) -> None:
-        self._older = self._newer
-        self._newer = _Table(len(self._older.slots) * 2)
+        capacity = 2 * len(self._newer)
+        self._older, self._older_mask, self._older_size = self._newer, self._newer_mask, self._size
+        self._newer, self._newer_mask = [None] * capacity, capacity - 1
         self._migrate_pos = 0
+        self._help_rehashing()
 
     def _help_rehashing(self) -> None:
-        """Move up to REHASH_WORK nodes from the older table to the newer."""
-        older = self._older
-        newer_slots, newer_mask = self._newer.slots, self._newer.mask
-        older_slots = older.slots
-        position = self._migrate_pos
-        moved = 0
-        while moved < REHASH_WORK and older.size > 0:
-            node = older_slots[position]
+        """Move nodes from the front of the older table to the newer, up to
+        REHASH_WORK steps; drop the older table once it is empty."""
+        older, newer, newer_mask = self._older, self._newer, self._newer_mask
+        position, left = self._migrate_pos, self._older_size
+        for _ in range(REHASH_WORK):
+            if not left:
+                break
+            node = older[position]
             if node is None:
-                position += 1  # empty buckets are cheap: they don't count as work
+                position += 1
                 continue
-            older_slots[position] = node.hnext
+            older[position] = node.hnext
             index = node.hcode & newer_mask
-            node.hnext = newer_slots[index]
-            newer_slots[index] = node
-            older.size -= 1
-            moved += 1
-        self._newer.size += moved
-        self._migrate_pos = position
-        if older.size == 0:
+            node.hnext = newer[index]
+            newer[index] = node
+            left -= 1
+        self._migrate_pos, self._older_size = position, left
+        if not left:
             self._older = None
+
+
+def _detach(table: list[Any], index: int, hcode: int, key: Any) -> Any:
+    """Unlink and return the node with `key` from the chain at table[index], or None."""
+    previous = None
+    node = table[index]
+    while node is not None:
+        if node.hcode == hcode and node.key == key:
+            if previous is None:
+                table[index] = node.hnext
+            else:
+                previous.hnext = node.hnext
+            node.hnext = None
+            return node
+        previous, node = node, node.hnext
+    return None
+

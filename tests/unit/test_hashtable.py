@@ -1,4 +1,8 @@
-"""common/hashtable.py against a dict model, including mid-resize."""
+"""common/hashtable.py (chapter 08): against a dict model, and its progressive resizing."""
+
+from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -13,31 +17,95 @@ pytestmark = pytest.mark.since(8)
 class Item(HNode):
     __slots__ = ("value",)
 
-    def __init__(self, key, value=None):
+    def __init__(self, key: Any, value: Any = None) -> None:
         super().__init__(key)
         self.value = value
 
 
-class Colliding:
-    """A key whose hash is always the same: every one lands in one chain."""
+class SelfSlottedItem:
+    """A node that declares the three slots itself, as chapter 11's sorted-set node must."""
 
-    def __init__(self, name):
+    __slots__ = ("key", "hcode", "hnext", "value")
+
+    def __init__(self, key: Any, value: Any = None) -> None:
+        self.key, self.hcode, self.hnext, self.value = key, 0, None, value
+
+
+class Colliding:
+    """A key whose hash is always the same: all such keys share one chain."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: int) -> None:
         self.name = name
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return 42
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Colliding) and other.name == self.name
 
 
-class HMapMachine(RuleBasedStateMachine):
-    def __init__(self):
-        super().__init__()
-        self.map = HMap()
-        self.model = {}
+def check_structure(hmap: HMap) -> None:
+    """Every node sits in the bucket of its cached hash, the counts agree, and
+    the older table is empty before the migration position."""
+    tables = [(hmap._newer, hmap._newer_mask)]
+    if hmap._older is not None:
+        tables.append((hmap._older, hmap._older_mask))
+        assert not any(hmap._older[: hmap._migrate_pos])
+    counts = []
+    for table, mask in tables:
+        assert len(table) == mask + 1 and len(table) & mask == 0  # a power of two
+        count = 0
+        for index, node in enumerate(table):
+            while node is not None:
+                assert node.hcode == hash(node.key) and node.hcode & mask == index
+                count += 1
+                node = node.hnext
+        counts.append(count)
+    assert sum(counts) == len(hmap)
+    if hmap._older is not None:
+        assert counts[1] == hmap._older_size > 0
 
-    keys = st.integers(0, 300)
+
+def finish_resizing(hmap: HMap) -> None:
+    while hmap.is_resizing():
+        hmap.lookup(None)
+
+
+def fill_until_resizing(hmap: HMap, make_key=lambda number: number) -> None:
+    while not hmap.is_resizing():
+        hmap.insert(Item(make_key(len(hmap))))
+
+
+def map_mid_resize(make_key=lambda number: number, capacity: int = 256) -> HMap:
+    """A map of keys make_key(0), make_key(1), ... whose newest insert started
+    a resize from a table of at least `capacity` buckets."""
+    hmap = HMap()
+    while hmap.capacity < capacity:  # grow through the smaller sizes first
+        fill_until_resizing(hmap, make_key)
+        finish_resizing(hmap)
+    fill_until_resizing(hmap, make_key)
+    return hmap
+
+
+def migration_step(hmap: HMap) -> tuple[int, int]:
+    """Do one operation; return the older table's buckets it passed and nodes it moved."""
+    position, older_size = hmap._migrate_pos, hmap._older_size
+    hmap.lookup(None)
+    return hmap._migrate_pos - position, older_size - hmap._older_size
+
+
+class HMapMachine(RuleBasedStateMachine):
+    """Inserts, lookups and pops against a dict; the bulk inserts make it resize."""
+
+    # Negative numbers give natural collisions: hash(-1) == hash(-2).
+    keys = st.one_of(st.integers(-3, 300), st.binary(max_size=2))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.map: HMap[Item] = HMap()
+        self.model: dict[Any, Any] = {}
 
     @rule(key=keys, value=st.integers())
     def upsert(self, key, value):
@@ -48,7 +116,7 @@ class HMapMachine(RuleBasedStateMachine):
             node.value = value
         self.model[key] = value
 
-    @rule(first=keys, count=st.integers(1, 200))
+    @rule(first=st.integers(0, 300), count=st.integers(1, 300))
     def insert_many(self, first, count):
         for key in range(1000 + first, 1000 + first + count):
             if key not in self.model:
@@ -60,7 +128,7 @@ class HMapMachine(RuleBasedStateMachine):
         node = self.map.pop(key)
         assert (node is None) == (key not in self.model)
         if node is not None:
-            assert node.value == self.model.pop(key)
+            assert node.key == key and node.value == self.model.pop(key)
             assert node.hnext is None
 
     @rule(key=keys)
@@ -68,8 +136,14 @@ class HMapMachine(RuleBasedStateMachine):
         node = self.map.lookup(key)
         assert (node.value if node else None) == self.model.get(key)
 
+    @rule()
+    def clear(self):
+        self.map.clear()
+        self.model.clear()
+
     @invariant()
     def same_contents(self):
+        check_structure(self.map)
         assert len(self.map) == len(self.model)
         nodes = list(self.map)
         assert len(nodes) == len(self.model)
@@ -77,68 +151,83 @@ class HMapMachine(RuleBasedStateMachine):
 
 
 TestHMapAgainstDict = HMapMachine.TestCase
-TestHMapAgainstDict.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestHMapAgainstDict.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
 
 
-def map_mid_resize() -> HMap:
-    """A map of a few thousand keys (0, 1, 2, ...) that has just started to grow."""
-    hmap = HMap()
-    for _ in range(6):  # grow through a few sizes so the tables are big
-        fill_until_resizing(hmap)
-        while hmap.is_resizing():
-            hmap.lookup(-1)
-    fill_until_resizing(hmap)
-    return hmap
-
-
-def fill_until_resizing(hmap: HMap) -> None:
-    while not hmap.is_resizing():
-        hmap.insert(Item(len(hmap)))
-
-
-def test_resizing_is_progressive():
+def test_a_resize_is_progressive():
     hmap = map_mid_resize()
-    older, newer = hmap._older, hmap._newer
-    assert older.size > REHASH_WORK  # the old table still holds its nodes...
-    before = older.size
-    hmap.lookup(-1)
-    assert before - older.size == REHASH_WORK  # ...and each operation moves a bounded number
-    assert newer.size + older.size == len(hmap)
-    assert len(newer.slots) == 2 * len(older.slots)
+    # The insert that started the resize moved at most REHASH_WORK nodes: both tables hold nodes.
+    assert len(hmap) - REHASH_WORK <= hmap._older_size < len(hmap)
+    assert hmap.capacity == 2 * len(hmap._older)
+    passed, moved = migration_step(hmap)
+    assert moved > 0 and passed + moved <= REHASH_WORK
+    check_structure(hmap)
 
 
-def test_everything_found_and_iterated_once_mid_resize():
+def test_passing_empty_buckets_counts_as_migration_work():
+    """Keys 0, 256, 512, ... all fall in one bucket in 256 of the older
+    table, so migrating is mostly passing empty buckets; an operation still
+    does no more than REHASH_WORK steps."""
+    hmap = map_mid_resize(make_key=lambda number: 256 * number, capacity=1024)
+    steps = []
+    while hmap.is_resizing():
+        steps.append(migration_step(hmap))
+    assert all(passed + moved <= REHASH_WORK for passed, moved in steps)
+    assert max(passed for passed, _ in steps) == REHASH_WORK
+    check_structure(hmap)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 5])
+def test_iteration_mid_resize_yields_every_node_once(steps):
+    hmap = map_mid_resize()
+    for _ in range(steps):
+        hmap.lookup(None)
+    assert hmap.is_resizing()
+    nodes = list(hmap)
+    assert len({id(node) for node in nodes}) == len(nodes) == len(hmap)
+    assert sorted(node.key for node in nodes) == list(range(len(hmap)))
+
+
+def test_lookup_and_pop_find_keys_in_either_table_mid_resize():
     hmap = map_mid_resize()
     count = len(hmap)
-    for _ in range(3):  # part-way through the migration
-        hmap.lookup(-1)
-    assert hmap.is_resizing()
-    assert sorted(node.key for node in hmap) == list(range(count))
     assert all(hmap.lookup(key).key == key for key in range(count))
-    assert hmap.pop(0).key == 0 and hmap.lookup(0) is None
+    hmap = map_mid_resize()
+    popped = [hmap.pop(key) for key in range(count)]
+    assert [node.key for node in popped] == list(range(count))
+    assert len(hmap) == 0 and list(hmap) == [] and not hmap.is_resizing()
 
 
-def test_load_factor_bounds_chains():
+def test_the_load_factor_bounds_the_chains():
     hmap = HMap()
     for key in range(10_000):
         hmap.insert(Item(key))
-    while hmap.is_resizing():
-        hmap.lookup(-1)
-    assert len(hmap) <= MAX_LOAD_FACTOR * len(hmap._newer.slots)
+    finish_resizing(hmap)
+    assert len(hmap) <= MAX_LOAD_FACTOR * hmap.capacity
+    check_structure(hmap)
 
 
-def test_colliding_keys():
+@pytest.mark.parametrize("node_class", [Item, SelfSlottedItem])
+def test_colliding_keys_share_one_chain_through_resizes(node_class):
     hmap = HMap()
-    for name in range(50):
-        hmap.insert(Item(Colliding(name), name))
-    assert all(hmap.lookup(Colliding(name)).value == name for name in range(50))
-    assert hmap.pop(Colliding(25)).value == 25
-    assert hmap.lookup(Colliding(25)) is None
-    assert len(hmap) == 49
+    names = range(200)  # enough to resize a few times, all in one bucket
+    for name in names:
+        hmap.insert(node_class(Colliding(name), name))
+        assert hmap.lookup(Colliding(name)).value == name
+    assert hmap.capacity > 4
+    assert all(hmap.lookup(Colliding(name)).value == name for name in names)
+    for name in (0, 100, 199):  # wherever they are in the chain
+        assert hmap.pop(Colliding(name)).value == name
+        assert hmap.lookup(Colliding(name)) is None
+        assert hmap.pop(Colliding(name)) is None
+    assert len(hmap) == len(names) - 3
+    check_structure(hmap)
 
 
-def test_clear():
-    hmap = HMap()
-    fill_until_resizing(hmap)
+def test_clear_mid_resize():
+    hmap = map_mid_resize()
     hmap.clear()
     assert len(hmap) == 0 and list(hmap) == [] and hmap.lookup(1) is None
+    assert not hmap.is_resizing()
+    fill_until_resizing(hmap, make_key=str)
+    check_structure(hmap)
