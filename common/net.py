@@ -6,6 +6,11 @@ chapter's lesson: the socket(), setsockopt(), bind() and listen() calls every
 server in the book starts with. The rest keeps the chapters' server.py files
 about their own lesson rather than about argparse.
 
+From chapter 06 (Event Loop), `Acceptor` takes connections off the
+listening socket within a limit of clients, as Redis's maxclients does: a
+server that holds every connection open must not run out of file
+descriptors, and must not spin when it does.
+
 Servers use the standard library only. If `rich` is installed (it is in the
 project's virtual environment) logs are coloured; otherwise plain logging.
 """
@@ -15,26 +20,42 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
+import resource
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 6379  # Redis's port, so redis-cli and redis-benchmark need no -p
+DEFAULT_MAX_CLIENTS = 10_000  # Redis's maxclients
+# Descriptors kept for the server's own use (listener, log, poller, ...),
+# as Redis's CONFIG_MIN_RESERVED_FDS.
+RESERVED_FDS = 32
+MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
 
 log = logging.getLogger("redis")
 
 
 def parse_options(
-    description: str, add_options: Callable[[argparse.ArgumentParser], None] | None = None
+    description: str,
+    add_options: Callable[[argparse.ArgumentParser], None] | None = None,
+    max_clients: bool = False,
 ) -> argparse.Namespace:
-    """Parse --host, --port and --verbose, plus any chapter-specific options."""
+    """Parse --host, --port and --verbose, --maxclients for a server that
+    uses an `Acceptor`, plus any chapter-specific options."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (default: %(default)s)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every connection")
+    if max_clients:
+        parser.add_argument(
+            "--maxclients", type=int, default=DEFAULT_MAX_CLIENTS, metavar="N",
+            help="refuse clients past this many (default: %(default)s, lowered to fit the open-files limit)",
+        )  # fmt: skip
     if add_options is not None:
         add_options(parser)
     options = parser.parse_args()
@@ -99,3 +120,93 @@ def serve(run: Callable[[], None]) -> None:
         run()
     except KeyboardInterrupt:
         log.info("shutting down")
+
+
+def max_clients_for_fd_limit(requested: int) -> int:
+    """`requested`, lowered if the process's open-files limit (ulimit -n)
+    cannot hold that many clients plus RESERVED_FDS, as Redis does at
+    start-up (chapter 15 raises the limit instead)."""
+    soft_limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft_limit == resource.RLIM_INFINITY or soft_limit >= requested + RESERVED_FDS:
+        return requested
+    allowed = max(soft_limit - RESERVED_FDS, 1)
+    log.warning(
+        "maxclients %d needs %d file descriptors, but the open-files limit is %d: maxclients is %d",
+        requested, requested + RESERVED_FDS, soft_limit, allowed,
+    )  # fmt: skip
+    return allowed
+
+
+class Acceptor:
+    """Takes connections off a listening socket, refusing those past
+    `max_clients` with Redis's error.
+
+    Usage, when the listener is readable::
+
+        while (accepted := acceptor.accept(len(clients))) is not None:
+            sock, address = accepted  # a new client, as socket.accept() returns it
+
+    A listener stays readable while connections wait in its queue, so a
+    server that cannot accept them (out of descriptors: EMFILE) would be
+    woken again at once, for ever. The acceptor keeps one descriptor spare:
+    on EMFILE it frees it, accepts, refuses and closes that connection,
+    and takes the spare back, so the queue drains and the loop sleeps.
+    """
+
+    def __init__(self, listener: socket.socket, max_clients: int) -> None:
+        self.listener = listener
+        self.max_clients = max_clients
+        self.refused = 0  # connections refused since start-up (INFO's rejected_connections)
+        self._spare_fd: int | None = os.open(os.devnull, os.O_RDONLY)
+        self._last_warning = 0.0
+
+    def accept(self, clients: int) -> tuple[socket.socket, Any] | None:
+        """The next waiting connection, while `clients` (the number already
+        connected) is below max_clients; None once the queue is empty."""
+        while True:
+            try:
+                sock, address = self.listener.accept()
+            except BlockingIOError:
+                return None
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE) and self._spare_fd is not None:
+                    self._refuse_with_spare_fd()
+                    continue
+                self._warn(f"accept failed: {error}")  # e.g. ECONNABORTED: the next one may do
+                return None
+            if clients < self.max_clients:
+                return sock, address
+            self._refuse(sock)
+
+    def _refuse(self, sock: socket.socket) -> None:
+        self.refused += 1
+        try:
+            sock.setblocking(False)
+            sock.send(MAX_CLIENTS_ERROR)  # fits any socket buffer; if not, the client gets less
+        except OSError:
+            pass
+        sock.close()
+        self._warn("refused a client: max number of clients reached")
+
+    def _refuse_with_spare_fd(self) -> None:
+        assert self._spare_fd is not None
+        os.close(self._spare_fd)
+        self._spare_fd = None
+        try:
+            sock, _ = self.listener.accept()
+        except OSError:
+            sock = None
+        if sock is not None:
+            self._refuse(sock)
+        try:
+            self._spare_fd = os.open(os.devnull, os.O_RDONLY)
+        except OSError:
+            pass  # another descriptor took it; next time EMFILE is only logged
+        self._warn("out of file descriptors: refusing clients (lower --maxclients or raise ulimit -n)")
+
+    def _warn(self, message: str) -> None:
+        """Log at most once a second: a flood of clients must not become a flood of log."""
+        now = time.monotonic()
+        if now - self._last_warning >= 1.0:
+            self._last_warning = now
+            log.warning(message)

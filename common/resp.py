@@ -31,6 +31,15 @@ import re
 MAX_BULK_LENGTH = 512 * 1024 * 1024
 MAX_ARGUMENTS = 1024 * 1024
 MAX_INLINE_LENGTH = 64 * 1024
+# Redis's client-query-buffer-limit: a client whose unexecuted input
+# (including the arguments of a request still arriving) passes this is
+# disconnected. Without it, a client could declare a million 512 MB
+# arguments and keep sending.
+MAX_QUERY_BUFFER = 1024 * 1024 * 1024
+# Arguments at least this long are copied out of the input buffer through a
+# memoryview: slicing a bytearray and then calling bytes() would copy them
+# twice, holding three copies at once (Redis's PROTO_MBULK_BIG_ARG).
+BIG_ARGUMENT = 32 * 1024
 
 CRLF = b"\r\n"
 
@@ -75,17 +84,30 @@ class RequestParser:
     dropped from the front of the buffer once per ``feed``, not once per
     request, so a batch of pipelined requests costs no copying of the rest
     of the buffer per request.
+
+    The limits are class attributes, so that a server's CONFIG SET changes
+    them for every connection at once, as in Redis; a parser given its own
+    limits keeps them. The parser enforces all but `max_query_buffer`,
+    which the server compares with `pending_bytes()` after each feed.
     """
+
+    max_bulk_length = MAX_BULK_LENGTH  # proto-max-bulk-len
+    max_arguments = MAX_ARGUMENTS
+    max_inline_length = MAX_INLINE_LENGTH
+    max_query_buffer = MAX_QUERY_BUFFER  # client-query-buffer-limit
 
     def __init__(
         self,
-        max_bulk_length: int = MAX_BULK_LENGTH,
-        max_arguments: int = MAX_ARGUMENTS,
-        max_inline_length: int = MAX_INLINE_LENGTH,
+        max_bulk_length: int | None = None,
+        max_arguments: int | None = None,
+        max_inline_length: int | None = None,
     ) -> None:
-        self.max_bulk_length = max_bulk_length
-        self.max_arguments = max_arguments
-        self.max_inline_length = max_inline_length
+        if max_bulk_length is not None:
+            self.max_bulk_length = max_bulk_length
+        if max_arguments is not None:
+            self.max_arguments = max_arguments
+        if max_inline_length is not None:
+            self.max_inline_length = max_inline_length
         self._buffer = bytearray()
         self._pos = 0  # start of the unparsed bytes in _buffer
         # A multibulk request in progress: the arguments read so far, how
@@ -93,6 +115,7 @@ class RequestParser:
         # awaited (-1 while waiting for its "$<length>" header).
         self._args: list[bytes] | None = None
         self._args_missing = 0
+        self._args_bytes = 0  # the length of the arguments in _args
         self._bulk_length = -1
 
     def feed(self, data: bytes) -> None:
@@ -108,6 +131,12 @@ class RequestParser:
     def buffered(self) -> int:
         """How many received bytes are not yet consumed."""
         return len(self._buffer) - self._pos
+
+    def pending_bytes(self) -> int:
+        """The memory held for requests not yet returned: unconsumed bytes,
+        plus the arguments already read of a request still arriving. A
+        server compares it with its client-query-buffer-limit."""
+        return len(self._buffer) - self._pos + self._args_bytes
 
     def next_request(self) -> list[bytes] | None:
         """Return the next complete request, or None if more bytes are needed."""
@@ -127,6 +156,7 @@ class RequestParser:
             if not self._parse_bulk_strings():
                 return None
             request, self._args = self._args, None
+            self._args_bytes = 0
             return request
 
     def _parse_inline(self) -> list[bytes] | None:
@@ -155,6 +185,7 @@ class RequestParser:
         if count > 0:
             self._args = []
             self._args_missing = count
+            self._args_bytes = 0
             self._bulk_length = -1
         return True
 
@@ -183,7 +214,12 @@ class RequestParser:
             # checking that they are CRLF.
             if len(buffer) < end + 2:
                 return False
-            args.append(bytes(buffer[self._pos : end]))
+            if self._bulk_length < BIG_ARGUMENT:
+                args.append(bytes(buffer[self._pos : end]))
+            else:
+                with memoryview(buffer) as view:  # released at once: a viewed bytearray cannot grow
+                    args.append(bytes(view[self._pos : end]))
+            self._args_bytes += self._bulk_length
             self._pos = end + 2
             self._bulk_length = -1
             self._args_missing -= 1

@@ -30,7 +30,7 @@ from pathlib import Path
 # `common` imports when this file is run as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from common.net import create_listener, log, parse_options, serve  # noqa: E402
+from common.net import Acceptor, create_listener, log, max_clients_for_fd_limit, parse_options, serve  # noqa: E402
 from common.resp import (  # noqa: E402
     ProtocolError,
     RequestParser,
@@ -108,20 +108,25 @@ def unknown_command_message(request: list[bytes]) -> str:
 class Connection:
     """One client's socket and the state kept for it between events."""
 
-    __slots__ = ("sock", "parser", "outgoing", "closing", "polled_events")
+    __slots__ = ("sock", "parser", "outgoing", "closing", "input_closed", "polled_events")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.parser = RequestParser()
         self.outgoing = bytearray()  # replies not yet sent
         self.closing = False  # close once the outgoing replies are sent
+        self.input_closed = False  # the client sends no more: close once all it sent is answered
         self.polled_events = select.POLLIN  # what the poller waits for now
 
     def wanted_events(self) -> int:
-        """What to poll for: input unless closing, output while replies wait."""
-        events = 0 if self.closing else select.POLLIN
-        if self.outgoing:
-            events |= select.POLLOUT
+        """What to poll for: output while replies wait; input while the
+        client may send more and its requests are not held back by
+        MAX_OUTPUT. Not reading a client that does not read its replies
+        leaves its requests in the kernel's buffers, and TCP's flow control
+        then stops the sender, instead of our memory growing without end."""
+        events = select.POLLOUT if self.outgoing else 0
+        if not (self.closing or self.input_closed) and len(self.outgoing) < MAX_OUTPUT:
+            events |= select.POLLIN
         return events
 
 
@@ -131,15 +136,22 @@ def handle_readable(conn: Connection) -> None:
     except BlockingIOError:
         return  # spurious wakeup: nothing to read after all
     except OSError:  # e.g. reset by the client: nobody left to answer
+        abandon(conn)
+        return
+    if not data:
+        # The client will send no more, but may still read (a half-close).
+        # Every request it sent is executed and answered before we close,
+        # those held back by MAX_OUTPUT too, as its output drains.
+        conn.input_closed = True
+        return
+    conn.parser.feed(data)
+    if conn.parser.pending_bytes() > conn.parser.max_query_buffer:
+        # Redis's client-query-buffer-limit: this client's unexecuted input
+        # would grow without bound. Redis closes it without a reply.
+        log.warning("closing a client past the query buffer limit (%d bytes)", conn.parser.max_query_buffer)
         conn.closing = True
         conn.outgoing.clear()
         return
-    if not data:
-        # The client will send no more. Requests already received were
-        # answered; the replies still go out before we close.
-        conn.closing = True
-        return
-    conn.parser.feed(data)
     execute_requests(conn)
     # Most replies fit in the socket buffer: send now instead of waiting a
     # round of poll() to learn that the socket is writable.
@@ -162,19 +174,34 @@ def execute_requests(conn: Connection) -> None:
         conn.closing = True
 
 
+def abandon(conn: Connection) -> None:
+    """The client is gone: nobody will read replies any more. Requests it
+    sent that MAX_OUTPUT held back are executed all the same, their
+    replies dropped (Redis, which executes requests as they arrive, would
+    have run them already); then the connection closes. Not after a
+    protocol error or QUIT: what follows those is never executed."""
+    conn.outgoing.clear()
+    while not conn.closing and conn.parser.buffered():
+        execute_requests(conn)
+        if len(conn.outgoing) < MAX_OUTPUT:
+            break  # no complete request left
+        conn.outgoing.clear()
+    conn.closing = True
+    conn.outgoing.clear()
+
+
 def handle_writable(conn: Connection) -> None:
     try:
         sent = conn.sock.send(conn.outgoing)
     except BlockingIOError:
         return  # the kernel's buffer is full: poll() will tell us when not
     except OSError:
-        conn.closing = True
-        conn.outgoing.clear()
+        abandon(conn)
         return
     # Deleting from the front of a bytearray moves its start pointer in
     # CPython; the unsent rest is not copied.
     del conn.outgoing[:sent]
-    if not conn.outgoing and not conn.closing and conn.parser.buffered():
+    if len(conn.outgoing) < MAX_OUTPUT and not conn.closing and conn.parser.buffered():
         # Requests held back by MAX_OUTPUT can run now.
         execute_requests(conn)
 
@@ -182,16 +209,11 @@ def handle_writable(conn: Connection) -> None:
 # --- the event loop --------------------------------------------------------------
 
 
-def accept_clients(listener: socket.socket, poller: select.poll, clients: dict[int, Connection]) -> None:
-    """Accept every connection waiting in the listen queue."""
-    while True:
-        try:
-            sock, address = listener.accept()
-        except BlockingIOError:
-            return
-        except OSError as error:  # e.g. out of file descriptors: keep serving the rest
-            log.warning("accept failed: %s", error)
-            return
+def accept_clients(acceptor: Acceptor, poller: select.poll, clients: dict[int, Connection]) -> None:
+    """Accept every connection waiting in the listen queue; past
+    maxclients the acceptor refuses them with Redis's error."""
+    while (accepted := acceptor.accept(len(clients))) is not None:
+        sock, address = accepted
         sock.setblocking(False)
         # Replies are written whole; don't let Nagle's algorithm hold them back.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -208,7 +230,8 @@ def close_client(conn: Connection, poller: select.poll, clients: dict[int, Conne
     conn.sock.close()
 
 
-def run_event_loop(listener: socket.socket) -> None:
+def run_event_loop(acceptor: Acceptor) -> None:
+    listener = acceptor.listener
     listener.setblocking(False)
     poller = select.poll()
     poller.register(listener, select.POLLIN)
@@ -217,7 +240,7 @@ def run_event_loop(listener: socket.socket) -> None:
     while True:
         for fd, events in poller.poll():
             if fd == listener_fd:
-                accept_clients(listener, poller, clients)
+                accept_clients(acceptor, poller, clients)
                 continue
             conn = clients[fd]
             # POLLHUP/POLLERR come without POLLIN on some systems; recv()
@@ -226,7 +249,7 @@ def run_event_loop(listener: socket.socket) -> None:
                 handle_readable(conn)
             if events & select.POLLOUT and conn.outgoing:
                 handle_writable(conn)
-            if conn.closing and not conn.outgoing:
+            if (conn.closing or conn.input_closed) and not conn.outgoing:
                 close_client(conn, poller, clients)
                 continue
             wanted = conn.wanted_events()
@@ -238,10 +261,11 @@ def run_event_loop(listener: socket.socket) -> None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 06: an event loop with poll()")
+    options = parse_options("Chapter 06: an event loop with poll()", max_clients=True)
     with create_listener(options.host, options.port) as listener:
         log.info("listening on %s:%d", options.host, options.port)
-        serve(lambda: run_event_loop(listener))
+        acceptor = Acceptor(listener, max_clients_for_fd_limit(options.maxclients))
+        serve(lambda: run_event_loop(acceptor))
 
 
 if __name__ == "__main__":

@@ -20,15 +20,15 @@ import select
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 # Chapter folders are not packages: put the repository root on the path so
 # `common` imports when this file is run as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from common.commands import CommandSpec, CommandTable, wrong_arity_message  # noqa: E402
 from common.hashtable import HMap, HNode  # noqa: E402
-from common.net import create_listener, log, parse_options, serve  # noqa: E402
+from common.net import Acceptor, create_listener, log, max_clients_for_fd_limit, parse_options, serve  # noqa: E402
 from common.glob import compile_glob  # noqa: E402
 from common.resp import ProtocolError, RequestParser, parse_integer  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
@@ -190,169 +190,24 @@ def hello(args: list[bytes], out: ReplyBuffer) -> None:
     out.array(0)
 
 
-def command(args: list[bytes], out: ReplyBuffer) -> None:
-    """COMMAND [COUNT | INFO name... | HELP]: describe the commands we have.
 
-    redis-cli asks for this at start-up to learn which commands exist. It
-    first tries COMMAND DOCS, which we do not have; on that error it falls
-    back to its built-in help, which is what we want.
-    """
-    if not args:
-        write_command_infos(out, list(COMMANDS))
-        return
-    subcommand = args[0].lower()
-    if subcommand == b"count" and len(args) == 1:
-        out.integer(len(COMMANDS))
-    elif subcommand == b"info":
-        write_command_infos(out, [name.lower() for name in args[1:]] or list(COMMANDS))
-    elif subcommand == b"help" and len(args) == 1:
-        write_help(out, "COMMAND", COMMAND_HELP)
-    elif subcommand in (b"count", b"help"):
-        out.error(wrong_arity_message(b"command|" + subcommand))
-    else:
-        out.error(unknown_subcommand_message(args[0], "COMMAND"))
-
-
-COMMAND_HELP = [
-    "(no subcommand)",
-    "    Return details about all Redis commands.",
-    "COUNT",
-    "    Return the total number of commands in this Redis server.",
-    "INFO [<command-name> ...]",
-    "    Return details about multiple Redis commands.",
-    "HELP",
-    "    Prints this help.",
-]
-
-
-def write_command_infos(out: ReplyBuffer, names: list[bytes]) -> None:
-    """Redis 7's ten-field description of each command, nil for unknown names."""
-    out.array(len(names))
-    for name in names:
-        spec = COMMANDS.get(name)
-        if spec is None:
-            out.null()
-            continue
-        out.array(10)
-        out.bulk(name)
-        out.integer(spec.arity)
-        out.array(len(spec.flags))
-        for flag in spec.flags:
-            out.simple(flag)
-        out.integer(spec.first_key)
-        out.integer(spec.last_key)
-        out.integer(spec.key_step)
-        for _ in range(4):  # ACL categories, tips, key specs, subcommands: none here
-            out.array(0)
-
-
-def client(args: list[bytes], out: ReplyBuffer) -> None:
-    """CLIENT SETINFO LIB-NAME|LIB-VER value, which redis-py sends on connect.
-
-    We check the attribute as Redis does and accept it; nothing in this
-    server reports it back (Redis shows it in CLIENT LIST).
-    """
-    subcommand = args[0].lower()
-    if subcommand == b"setinfo" and len(args) == 3:
-        attribute = args[1].lower()
-        if attribute not in (b"lib-name", b"lib-ver"):
-            out.error(f"ERR Unrecognized option '{args[1].decode(errors='surrogateescape')}'")
-        elif any(byte < ord("!") or byte > ord("~") for byte in args[2]):
-            out.error(f"ERR {attribute.decode()} cannot contain spaces, newlines or special characters.")
-        else:
-            out.simple("OK")
-    elif subcommand == b"help" and len(args) == 1:
-        write_help(out, "CLIENT", CLIENT_HELP)
-    elif subcommand in (b"setinfo", b"help"):
-        out.error(wrong_arity_message(b"client|" + subcommand))
-    else:
-        out.error(unknown_subcommand_message(args[0], "CLIENT"))
-
-
-CLIENT_HELP = [
-    "SETINFO <option> <value>",
-    "    Set client meta attr. Options are:",
-    "    * LIB-NAME: the client lib name.",
-    "    * LIB-VER: the client lib version.",
-    "HELP",
-    "    Prints this help.",
-]
-
-
-def write_help(out: ReplyBuffer, container: str, lines: list[str]) -> None:
-    """The reply to CONTAINER HELP: status lines, as Redis writes them."""
-    header = f"{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    out.array(len(lines) + 1)
-    for line in [header, *lines]:
-        out.simple(line)
-
-
-@dataclass(frozen=True, slots=True)
-class CommandSpec:
-    """What the dispatcher and COMMAND need to know of a command.
-
-    Arity counts the name too, as in Redis: a positive arity is exact, a
-    negative one is a minimum. The key positions say where keys are among
-    the arguments (first, last (-1: the end), step), as COMMAND reports.
-    """
-
-    function: Command
-    arity: int
-    flags: tuple[str, ...]
-    first_key: int = 0
-    last_key: int = 0
-    key_step: int = 0
-
-
-COMMANDS: dict[bytes, CommandSpec] = {
-    b"ping": CommandSpec(ping, -1, ("fast",)),
-    b"echo": CommandSpec(echo, 2, ("fast",)),
-    b"get": CommandSpec(get, 2, ("readonly", "fast"), 1, 1, 1),
-    b"set": CommandSpec(set_, -3, ("write", "denyoom"), 1, 1, 1),
-    b"del": CommandSpec(del_, -2, ("write",), 1, -1, 1),
-    b"exists": CommandSpec(exists, -2, ("readonly", "fast"), 1, -1, 1),
-    b"type": CommandSpec(type_, 2, ("readonly", "fast"), 1, 1, 1),
-    b"keys": CommandSpec(keys, 2, ("readonly",)),
-    b"dbsize": CommandSpec(dbsize, 1, ("readonly", "fast")),
-    b"flushdb": CommandSpec(flushdb, -1, ("write",)),
-    b"flushall": CommandSpec(flushdb, -1, ("write",)),
-    b"hello": CommandSpec(hello, -1, ("noscript", "loading", "stale", "fast")),
-    b"command": CommandSpec(command, -1, ("loading", "stale")),
-    b"client": CommandSpec(client, -2, ("noscript", "loading", "stale")),
-}
-
-
-def execute(request: list[bytes], out: ReplyBuffer) -> None:
-    """Run one request and append its reply, or Redis's error for it."""
-    name = request[0].lower()
-    spec = COMMANDS.get(name)
-    if spec is None:
-        out.error(unknown_command_message(request))
-        return
-    count = len(request)
-    if (spec.arity > 0 and count != spec.arity) or (spec.arity < 0 and count < -spec.arity):
-        out.error(wrong_arity_message(name))
-        return
-    spec.function(request[1:], out)
-
-
-def wrong_arity_message(name: bytes) -> str:
-    return f"ERR wrong number of arguments for '{name.decode()}' command"
-
-
-def unknown_subcommand_message(subcommand: bytes, container: str) -> str:
-    return f"ERR unknown subcommand '{subcommand.decode(errors='surrogateescape')}'. Try {container} HELP."
-
-
-def unknown_command_message(request: list[bytes]) -> str:
-    """Redis's text: the name, then the first arguments, quoted, up to ~128 bytes."""
-    listed = ""
-    for arg in request[1:]:
-        if len(listed) >= 128:
-            break
-        listed += "'%s' " % arg.decode(errors="surrogateescape")[: 128 - len(listed)]
-    name = request[0].decode(errors="surrogateescape")[:128]
-    return f"ERR unknown command '{name}', with args beginning with: {listed}"
+# Dispatch, arity checks, error texts, COMMAND, CLIENT and QUIT: common/commands.py.
+COMMANDS = CommandTable(
+    {
+        b"ping": CommandSpec(ping, -1, ("fast",)),
+        b"echo": CommandSpec(echo, 2, ("fast",)),
+        b"get": CommandSpec(get, 2, ("readonly", "fast"), 1, 1, 1),
+        b"set": CommandSpec(set_, -3, ("write", "denyoom"), 1, 1, 1),
+        b"del": CommandSpec(del_, -2, ("write",), 1, -1, 1),
+        b"exists": CommandSpec(exists, -2, ("readonly", "fast"), 1, -1, 1),
+        b"type": CommandSpec(type_, 2, ("readonly", "fast"), 1, 1, 1),
+        b"keys": CommandSpec(keys, 2, ("readonly",)),
+        b"dbsize": CommandSpec(dbsize, 1, ("readonly", "fast")),
+        b"flushdb": CommandSpec(flushdb, -1, ("write",)),
+        b"flushall": CommandSpec(flushdb, -1, ("write",)),
+        b"hello": CommandSpec(hello, -1, ("noscript", "loading", "stale", "fast")),
+    }
+)
 
 
 # --- connections -------------------------------------------------------------
@@ -361,20 +216,25 @@ def unknown_command_message(request: list[bytes]) -> str:
 class Connection:
     """One client's socket and the state kept for it between events."""
 
-    __slots__ = ("sock", "parser", "outgoing", "closing", "polled_events")
+    __slots__ = ("sock", "parser", "outgoing", "closing", "input_closed", "polled_events")
 
     def __init__(self, sock: socket.socket, client_id: int) -> None:
         self.sock = sock
         self.parser = RequestParser()
         self.outgoing = ReplyBuffer(client_id)  # replies not yet sent, in the client's protocol
         self.closing = False  # close once the outgoing replies are sent
+        self.input_closed = False  # the client sends no more: close once all it sent is answered
         self.polled_events = select.POLLIN  # what the poller waits for now
 
     def wanted_events(self) -> int:
-        """What to poll for: input unless closing, output while replies wait."""
-        events = 0 if self.closing else select.POLLIN
-        if self.outgoing:
-            events |= select.POLLOUT
+        """What to poll for: output while replies wait; input while the
+        client may send more and its requests are not held back by
+        MAX_OUTPUT. Not reading a client that does not read its replies
+        leaves its requests in the kernel's buffers, and TCP's flow control
+        then stops the sender, instead of our memory growing without end."""
+        events = select.POLLOUT if self.outgoing else 0
+        if not (self.closing or self.input_closed) and len(self.outgoing) < MAX_OUTPUT:
+            events |= select.POLLIN
         return events
 
 
@@ -384,15 +244,22 @@ def handle_readable(conn: Connection) -> None:
     except BlockingIOError:
         return  # spurious wakeup: nothing to read after all
     except OSError:  # e.g. reset by the client: nobody left to answer
+        abandon(conn)
+        return
+    if not data:
+        # The client will send no more, but may still read (a half-close).
+        # Every request it sent is executed and answered before we close,
+        # those held back by MAX_OUTPUT too, as its output drains.
+        conn.input_closed = True
+        return
+    conn.parser.feed(data)
+    if conn.parser.pending_bytes() > conn.parser.max_query_buffer:
+        # Redis's client-query-buffer-limit: this client's unexecuted input
+        # would grow without bound. Redis closes it without a reply.
+        log.warning("closing a client past the query buffer limit (%d bytes)", conn.parser.max_query_buffer)
         conn.closing = True
         conn.outgoing.clear()
         return
-    if not data:
-        # The client will send no more. Requests already received were
-        # answered; the replies still go out before we close.
-        conn.closing = True
-        return
-    conn.parser.feed(data)
     execute_requests(conn)
     # Most replies fit in the socket buffer: send now instead of waiting a
     # round of poll() to learn that the socket is writable.
@@ -404,7 +271,9 @@ def execute_requests(conn: Connection) -> None:
     out = conn.outgoing
     try:
         while len(out) < MAX_OUTPUT and (request := conn.parser.next_request()) is not None:
-            execute(request, out)
+            if COMMANDS.execute(request, out):  # QUIT: reply, close, run nothing after it
+                conn.closing = True
+                break
     except ProtocolError as error:
         out.error(f"ERR {error}")
         conn.closing = True
@@ -415,19 +284,34 @@ def execute_requests(conn: Connection) -> None:
         conn.closing = True
 
 
+def abandon(conn: Connection) -> None:
+    """The client is gone: nobody will read replies any more. Requests it
+    sent that MAX_OUTPUT held back are executed all the same, their
+    replies dropped (Redis, which executes requests as they arrive, would
+    have run them already); then the connection closes. Not after a
+    protocol error or QUIT: what follows those is never executed."""
+    conn.outgoing.clear()
+    while not conn.closing and conn.parser.buffered():
+        execute_requests(conn)
+        if len(conn.outgoing) < MAX_OUTPUT:
+            break  # no complete request left
+        conn.outgoing.clear()
+    conn.closing = True
+    conn.outgoing.clear()
+
+
 def handle_writable(conn: Connection) -> None:
     try:
         sent = conn.sock.send(conn.outgoing)
     except BlockingIOError:
         return  # the kernel's buffer is full: poll() will tell us when not
     except OSError:
-        conn.closing = True
-        conn.outgoing.clear()
+        abandon(conn)
         return
     # Deleting from the front of a bytearray moves its start pointer in
     # CPython; the unsent rest is not copied.
     del conn.outgoing[:sent]
-    if not conn.outgoing and not conn.closing and conn.parser.buffered():
+    if len(conn.outgoing) < MAX_OUTPUT and not conn.closing and conn.parser.buffered():
         # Requests held back by MAX_OUTPUT can run now.
         execute_requests(conn)
 
@@ -439,16 +323,11 @@ def handle_writable(conn: Connection) -> None:
 client_ids = itertools.count(1)
 
 
-def accept_clients(listener: socket.socket, poller: select.poll, clients: dict[int, Connection]) -> None:
-    """Accept every connection waiting in the listen queue."""
-    while True:
-        try:
-            sock, address = listener.accept()
-        except BlockingIOError:
-            return
-        except OSError as error:  # e.g. out of file descriptors: keep serving the rest
-            log.warning("accept failed: %s", error)
-            return
+def accept_clients(acceptor: Acceptor, poller: select.poll, clients: dict[int, Connection]) -> None:
+    """Accept every connection waiting in the listen queue; past
+    maxclients the acceptor refuses them with Redis's error."""
+    while (accepted := acceptor.accept(len(clients))) is not None:
+        sock, address = accepted
         sock.setblocking(False)
         # Replies are written whole; don't let Nagle's algorithm hold them back.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -465,7 +344,8 @@ def close_client(conn: Connection, poller: select.poll, clients: dict[int, Conne
     conn.sock.close()
 
 
-def run_event_loop(listener: socket.socket) -> None:
+def run_event_loop(acceptor: Acceptor) -> None:
+    listener = acceptor.listener
     listener.setblocking(False)
     poller = select.poll()
     poller.register(listener, select.POLLIN)
@@ -474,7 +354,7 @@ def run_event_loop(listener: socket.socket) -> None:
     while True:
         for fd, events in poller.poll():
             if fd == listener_fd:
-                accept_clients(listener, poller, clients)
+                accept_clients(acceptor, poller, clients)
                 continue
             conn = clients[fd]
             # POLLHUP/POLLERR come without POLLIN on some systems; recv()
@@ -483,7 +363,7 @@ def run_event_loop(listener: socket.socket) -> None:
                 handle_readable(conn)
             if events & select.POLLOUT and conn.outgoing:
                 handle_writable(conn)
-            if conn.closing and not conn.outgoing:
+            if (conn.closing or conn.input_closed) and not conn.outgoing:
                 close_client(conn, poller, clients)
                 continue
             wanted = conn.wanted_events()
@@ -495,10 +375,11 @@ def run_event_loop(listener: socket.socket) -> None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 10: the server of chapter 09 (this chapter builds an AVL tree)")
+    options = parse_options("Chapter 10: the server of chapter 09 (this chapter builds an AVL tree)", max_clients=True)
     with create_listener(options.host, options.port) as listener:
         log.info("listening on %s:%d", options.host, options.port)
-        serve(lambda: run_event_loop(listener))
+        acceptor = Acceptor(listener, max_clients_for_fd_limit(options.maxclients))
+        serve(lambda: run_event_loop(acceptor))
 
 
 if __name__ == "__main__":

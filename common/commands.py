@@ -1,0 +1,220 @@
+"""The command table: dispatch with Redis's arity checks and error texts,
+per-command statistics, and the introspection that clients send on
+connect (COMMAND, CLIENT SETINFO).
+
+Redis-compatibility glue used from chapter 07 (Key-Value Server) on. No
+chapter of the book teaches it, but real clients need it: redis-cli asks
+COMMAND at start-up, redis-py sends CLIENT SETINFO, and a user expects
+Redis's exact error for a misspelt command. Each chapter declares its own
+commands as `CommandSpec`s; this module does the rest.
+
+A command is a function taking its arguments (the name excluded) and the
+connection's output buffer, to which it appends its reply: a bytearray
+written with common.resp's write_* functions, or from chapter 09 on a
+ReplyBuffer (a bytearray too). Everything here writes through write_*, so
+it serves both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from common.resp import write_array_header, write_bulk, write_error, write_integer, write_null, write_simple
+
+Command = Callable[[list[bytes], Any], None]
+ERROR_MARK = ord("-")  # the first byte of an error reply
+
+
+@dataclass(slots=True)
+class CommandSpec:
+    """What the dispatcher and COMMAND need to know of a command, and its
+    statistics (INFO commandstats).
+
+    Arity counts the name too, as in Redis: a positive arity is exact, a
+    negative one is a minimum. The key positions say where keys are among
+    the arguments (first, last (-1: the end), step), as COMMAND reports.
+    """
+
+    function: Command
+    arity: int
+    flags: tuple[str, ...]
+    first_key: int = 0
+    last_key: int = 0
+    key_step: int = 0
+    calls: int = 0  # executed
+    nanoseconds: int = 0  # spent executing
+    rejected_calls: int = 0  # refused before executing (wrong number of arguments)
+    failed_calls: int = 0  # executed, and replied with an error
+
+    def reset_stats(self) -> None:
+        self.calls = self.nanoseconds = self.rejected_calls = self.failed_calls = 0
+
+
+class CommandTable:
+    """The commands of one server, by lower-case name, plus COMMAND and
+    CLIENT, and QUIT, which `execute` answers itself."""
+
+    def __init__(self, commands: dict[bytes, CommandSpec]) -> None:
+        self.commands = dict(commands)
+        self.add(b"command", CommandSpec(self.command, -1, ("loading", "stale")))
+        self.add(b"client", CommandSpec(client, -2, ("noscript", "loading", "stale")))
+        self.add(b"quit", CommandSpec(quit_, -1, ("allow_busy", "fast", "noscript", "loading", "stale")))
+
+    def add(self, name: bytes, spec: CommandSpec) -> None:
+        self.commands[name] = spec
+
+    def execute(self, request: list[bytes], out: bytearray) -> bool:
+        """Run one request and append its reply, or Redis's error for it.
+
+        Returns True when the client asked to be disconnected (QUIT): the
+        caller closes the connection once the reply is sent, and executes
+        nothing the client sent after it.
+        """
+        name = request[0].lower()
+        if name == b"quit":  # as Redis 7.0, before any check: QUIT always succeeds
+            write_simple(out, "OK")
+            return True
+        spec = self.commands.get(name)
+        if spec is None:
+            write_error(out, unknown_command_message(request))
+            return False
+        count = len(request)
+        if (spec.arity > 0 and count != spec.arity) or (spec.arity < 0 and count < -spec.arity):
+            spec.rejected_calls += 1
+            write_error(out, wrong_arity_message(name))
+            return False
+        reply_start = len(out)
+        started = time.perf_counter_ns()
+        spec.function(request[1:], out)
+        spec.nanoseconds += time.perf_counter_ns() - started
+        spec.calls += 1
+        if out[reply_start] == ERROR_MARK:  # every command replies something
+            spec.failed_calls += 1
+        return False
+
+    def reset_stats(self) -> None:
+        for spec in self.commands.values():
+            spec.reset_stats()
+
+    def command(self, args: list[bytes], out: bytearray) -> None:
+        """COMMAND [COUNT | INFO name... | HELP]: describe the commands we have.
+
+        redis-cli asks for this at start-up to learn which commands exist. It
+        first tries COMMAND DOCS, which we do not have; on that error it falls
+        back to its built-in help, which is what we want.
+        """
+        if not args:
+            self.write_command_infos(out, list(self.commands))
+            return
+        subcommand = args[0].lower()
+        if subcommand == b"count" and len(args) == 1:
+            write_integer(out, len(self.commands))
+        elif subcommand == b"info":
+            self.write_command_infos(out, [name.lower() for name in args[1:]] or list(self.commands))
+        elif subcommand == b"help" and len(args) == 1:
+            write_help(out, "COMMAND", COMMAND_HELP)
+        elif subcommand in (b"count", b"help"):
+            write_error(out, wrong_arity_message(b"command|" + subcommand))
+        else:
+            write_error(out, unknown_subcommand_message(args[0], "COMMAND"))
+
+    def write_command_infos(self, out: bytearray, names: list[bytes]) -> None:
+        """Redis 7's ten-field description of each command, nil for unknown names."""
+        write_array_header(out, len(names))
+        for name in names:
+            spec = self.commands.get(name)
+            if spec is None:
+                write_null(out)
+                continue
+            write_array_header(out, 10)
+            write_bulk(out, name)
+            write_integer(out, spec.arity)
+            write_array_header(out, len(spec.flags))
+            for flag in spec.flags:
+                write_simple(out, flag)
+            write_integer(out, spec.first_key)
+            write_integer(out, spec.last_key)
+            write_integer(out, spec.key_step)
+            for _ in range(4):  # ACL categories, tips, key specs, subcommands: none here
+                write_array_header(out, 0)
+
+
+COMMAND_HELP = [
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def quit_(args: list[bytes], out: bytearray) -> None:
+    """Never called: CommandTable.execute answers QUIT itself. It is in the
+    table so that COMMAND lists it, as Redis does."""
+    raise AssertionError("QUIT is answered by CommandTable.execute")
+
+
+def client(args: list[bytes], out: bytearray) -> None:
+    """CLIENT SETINFO LIB-NAME|LIB-VER value, which redis-py sends on connect.
+
+    We check the attribute as Redis does and accept it; nothing in this
+    server reports it back (Redis shows it in CLIENT LIST).
+    """
+    subcommand = args[0].lower()
+    if subcommand == b"setinfo" and len(args) == 3:
+        attribute = args[1].lower()
+        if attribute not in (b"lib-name", b"lib-ver"):
+            write_error(out, f"ERR Unrecognized option '{args[1].decode(errors='surrogateescape')}'")
+        elif any(byte < ord("!") or byte > ord("~") for byte in args[2]):
+            write_error(out, f"ERR {attribute.decode()} cannot contain spaces, newlines or special characters.")
+        else:
+            write_simple(out, "OK")
+    elif subcommand == b"help" and len(args) == 1:
+        write_help(out, "CLIENT", CLIENT_HELP)
+    elif subcommand in (b"setinfo", b"help"):
+        write_error(out, wrong_arity_message(b"client|" + subcommand))
+    else:
+        write_error(out, unknown_subcommand_message(args[0], "CLIENT"))
+
+
+CLIENT_HELP = [
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are:",
+    "    * LIB-NAME: the client lib name.",
+    "    * LIB-VER: the client lib version.",
+    "HELP",
+    "    Prints this help.",
+]
+
+
+def write_help(out: bytearray, container: str, lines: list[str]) -> None:
+    """The reply to CONTAINER HELP: status lines, as Redis writes them."""
+    header = f"{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    write_array_header(out, len(lines) + 1)
+    for line in [header, *lines]:
+        write_simple(out, line)
+
+
+def wrong_arity_message(name: bytes) -> str:
+    return f"ERR wrong number of arguments for '{name.decode(errors='surrogateescape')}' command"
+
+
+def unknown_subcommand_message(subcommand: bytes, container: str) -> str:
+    return f"ERR unknown subcommand '{subcommand.decode(errors='surrogateescape')}'. Try {container} HELP."
+
+
+def unknown_command_message(request: list[bytes]) -> str:
+    """Redis's text: the name, then the first arguments, quoted, up to ~128 bytes."""
+    listed = ""
+    for arg in request[1:]:
+        if len(listed) >= 128:
+            break
+        listed += "'%s' " % arg.decode(errors="surrogateescape")[: 128 - len(listed)]
+    name = request[0].decode(errors="surrogateescape")[:128]
+    return f"ERR unknown command '{name}', with args beginning with: {listed}"
