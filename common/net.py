@@ -29,6 +29,9 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from common.config import memory_argument
+from common.resp import RequestParser
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 6379  # Redis's port, so redis-cli and redis-benchmark need no -p
 DEFAULT_MAX_CLIENTS = 10_000  # Redis's maxclients
@@ -43,23 +46,39 @@ log = logging.getLogger("redis")
 def parse_options(
     description: str,
     add_options: Callable[[argparse.ArgumentParser], None] | None = None,
-    max_clients: bool = False,
+    client_limits: bool = False,
 ) -> argparse.Namespace:
-    """Parse --host, --port and --verbose, --maxclients for a server that
-    uses an `Acceptor`, plus any chapter-specific options."""
+    """Parse --host, --port and --verbose, plus any chapter-specific options.
+
+    With `client_limits` (the event-loop servers), also Redis's limits on
+    clients: --maxclients (for an `Acceptor`), and the request parser's
+    --client-query-buffer-limit and --proto-max-bulk-len, which are set on
+    RequestParser here, for every connection.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (default: %(default)s)")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every connection")
-    if max_clients:
+    if client_limits:
         parser.add_argument(
             "--maxclients", type=int, default=DEFAULT_MAX_CLIENTS, metavar="N",
             help="refuse clients past this many (default: %(default)s, lowered to fit the open-files limit)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--client-query-buffer-limit", type=memory_argument, default=RequestParser.max_query_buffer,
+            metavar="SIZE", help="close a client whose unexecuted input passes this (default: 1gb)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--proto-max-bulk-len", type=memory_argument, default=RequestParser.max_bulk_length,
+            metavar="SIZE", help="the longest argument a client may send (default: 512mb)",
         )  # fmt: skip
     if add_options is not None:
         add_options(parser)
     options = parser.parse_args()
     setup_logging(options.verbose)
+    if client_limits:
+        RequestParser.max_query_buffer = options.client_query_buffer_limit
+        RequestParser.max_bulk_length = options.proto_max_bulk_len
     return options
 
 

@@ -68,6 +68,7 @@ class ServerProcess:
         chapter: int | None = None,
     ) -> None:
         self.chapter = chapter
+        self.command = command  # as given, before the port is filled in
         self.port = free_port()
         if isinstance(command, str):
             argv = shlex.split(command.format(port=self.port))

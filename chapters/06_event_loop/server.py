@@ -261,7 +261,7 @@ def run_event_loop(acceptor: Acceptor) -> None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 06: an event loop with poll()", max_clients=True)
+    options = parse_options("Chapter 06: an event loop with poll()", client_limits=True)
     with create_listener(options.host, options.port) as listener:
         log.info("listening on %s:%d", options.host, options.port)
         acceptor = Acceptor(listener, max_clients_for_fd_limit(options.maxclients))

@@ -378,7 +378,7 @@ def run_event_loop(acceptor: Acceptor) -> None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 09: typed replies and RESP3", max_clients=True)
+    options = parse_options("Chapter 09: typed replies and RESP3", client_limits=True)
     with create_listener(options.host, options.port) as listener:
         log.info("listening on %s:%d", options.host, options.port)
         acceptor = Acceptor(listener, max_clients_for_fd_limit(options.maxclients))

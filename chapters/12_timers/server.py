@@ -845,7 +845,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def main() -> None:
     global idle_timeout
-    options = parse_options("Chapter 12: idle timers", add_options, max_clients=True)
+    options = parse_options("Chapter 12: idle timers", add_options, client_limits=True)
     idle_timeout = options.idle_timeout
     with create_listener(options.host, options.port) as listener:
         log.info("listening on %s:%d", options.host, options.port)

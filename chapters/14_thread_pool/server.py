@@ -1171,7 +1171,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def main() -> None:
     global idle_timeout, lazy_free_threshold, free_slice, worker_pool
-    options = parse_options("Chapter 14: a thread pool for large deletions", add_options, max_clients=True)
+    options = parse_options("Chapter 14: a thread pool for large deletions", add_options, client_limits=True)
     idle_timeout = options.idle_timeout
     lazy_free_threshold = options.lazy_free_threshold
     free_slice = options.free_slice
