@@ -64,15 +64,15 @@ class Config:
         self.settings[name.encode()] = Setting(lambda: str(get()).encode(), set)
 
     def add_integer(self, name: str, get: Callable[[], int], set: Callable[[int], None], minimum: int = 0,
-                    memory: bool = False) -> None:  # fmt: skip
+                    maximum: int = 2**63 - 1, memory: bool = False) -> None:  # fmt: skip
         """An integer setting (with Redis's memory units if `memory`)."""
 
         def set_text(text: bytes) -> str | None:
             value = parse_memory(text) if memory else parse_integer(text)
             if value is None:
                 return "argument must be a memory value" if memory else "argument couldn't be parsed into an integer"
-            if value < minimum:
-                return f"argument must be between {minimum} and 9223372036854775807 inclusive"
+            if not minimum <= value <= maximum:
+                return f"argument must be between {minimum} and {maximum} inclusive"
             set(value)
             return None
 

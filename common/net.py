@@ -175,7 +175,8 @@ class Acceptor:
     def __init__(self, listener: socket.socket, max_clients: int) -> None:
         self.listener = listener
         self.max_clients = max_clients
-        self.refused = 0  # connections refused since start-up (INFO's rejected_connections)
+        self.accepted = 0  # connections accepted (INFO's total_connections_received)
+        self.refused = 0  # connections refused (INFO's rejected_connections)
         self._spare_fd: int | None = os.open(os.devnull, os.O_RDONLY)
         self._last_warning = 0.0
 
@@ -194,6 +195,7 @@ class Acceptor:
                 self._warn(f"accept failed: {error}")  # e.g. ECONNABORTED: the next one may do
                 return None
             if clients < self.max_clients:
+                self.accepted += 1
                 return sock, address
             self._refuse(sock)
 

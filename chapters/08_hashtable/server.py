@@ -25,6 +25,7 @@ from pathlib import Path
 # `common` imports when this file is run as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from common.admin import ServerAdmin  # noqa: E402
 from common.commands import CommandSpec, CommandTable, wrong_arity_message  # noqa: E402
 from common.hashtable import HMap, HNode  # noqa: E402
 from common.net import Acceptor, create_listener, log, max_clients_for_fd_limit, parse_options, serve  # noqa: E402
@@ -118,6 +119,8 @@ COMMANDS = CommandTable(
         b"del": CommandSpec(del_, -2, ("write",), 1, -1, 1),
     }
 )
+# INFO, CONFIG and SELECT: common/admin.py.
+ADMIN = ServerAdmin(COMMANDS, keys=lambda: len(keyspace))
 
 
 # --- connections -------------------------------------------------------------
@@ -257,6 +260,7 @@ def run_event_loop(acceptor: Acceptor) -> None:
     poller.register(listener, select.POLLIN)
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
+    ADMIN.serve(acceptor, clients)
     while True:
         for fd, events in poller.poll():
             if fd == listener_fd:

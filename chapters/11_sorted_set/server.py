@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.avl import avl_offset  # noqa: E402
+from common.admin import ServerAdmin  # noqa: E402
 from common.commands import CommandSpec, CommandTable, wrong_arity_message  # noqa: E402
 from common.hashtable import HMap, HNode  # noqa: E402
 from common.net import Acceptor, create_listener, log, max_clients_for_fd_limit, parse_options, serve  # noqa: E402
@@ -620,6 +621,8 @@ COMMANDS = CommandTable(
         b"zquery": CommandSpec(zquery, 6, ("readonly",), 1, 1, 1),  # the book's, see zquery()
     }
 )
+# INFO, CONFIG and SELECT: common/admin.py.
+ADMIN = ServerAdmin(COMMANDS, keys=lambda: len(keyspace))
 
 
 # --- connections -------------------------------------------------------------
@@ -763,6 +766,7 @@ def run_event_loop(acceptor: Acceptor) -> None:
     poller.register(listener, select.POLLIN)
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
+    ADMIN.serve(acceptor, clients)
     while True:
         for fd, events in poller.poll():
             if fd == listener_fd:

@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.avl import avl_offset  # noqa: E402
+from common.admin import ServerAdmin  # noqa: E402
 from common.commands import CommandSpec, CommandTable, wrong_arity_message  # noqa: E402
 from common.dlist import DList, DListNode  # noqa: E402
 from common.hashtable import HMap, HNode  # noqa: E402
@@ -622,6 +623,8 @@ COMMANDS = CommandTable(
         b"zquery": CommandSpec(zquery, 6, ("readonly",), 1, 1, 1),  # the book's, see zquery()
     }
 )
+# INFO, CONFIG and SELECT: common/admin.py.
+ADMIN = ServerAdmin(COMMANDS, keys=lambda: len(keyspace))
 
 
 # --- connections -------------------------------------------------------------
@@ -668,6 +671,12 @@ def touch(conn: Connection) -> None:
     """Note activity on `conn`: its idle timer starts again, at the back of the list."""
     conn.last_active = time.monotonic()
     idle_connections.move_to_back(conn)
+
+
+def set_idle_timeout(seconds: int) -> None:
+    """CONFIG SET timeout: Redis's name for the idle timeout (0: never)."""
+    global idle_timeout
+    idle_timeout = seconds
 
 
 def next_timer_ms() -> int | None:
@@ -812,6 +821,7 @@ def run_event_loop(acceptor: Acceptor) -> None:
     poller.register(listener, select.POLLIN)
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
+    ADMIN.serve(acceptor, clients)
     while True:
         for fd, events in poller.poll(next_timer_ms()):
             if fd == listener_fd:
@@ -847,6 +857,7 @@ def main() -> None:
     global idle_timeout
     options = parse_options("Chapter 12: idle timers", add_options, client_limits=True)
     idle_timeout = options.idle_timeout
+    ADMIN.config.add_integer("timeout", lambda: round(idle_timeout), set_idle_timeout)
     with create_listener(options.host, options.port) as listener:
         log.info("listening on %s:%d", options.host, options.port)
         acceptor = Acceptor(listener, max_clients_for_fd_limit(options.maxclients))

@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.avl import avl_offset  # noqa: E402
+from common.admin import ServerAdmin  # noqa: E402
 from common.commands import CommandSpec, CommandTable, wrong_arity_message  # noqa: E402
 from common.dlist import DList, DListNode  # noqa: E402
 from common.hashtable import HMap, HNode  # noqa: E402
@@ -935,6 +936,8 @@ COMMANDS = CommandTable(
         b"zquery": CommandSpec(zquery, 6, ("readonly",), 1, 1, 1),  # the book's, see zquery()
     }
 )
+# INFO, CONFIG and SELECT: common/admin.py.
+ADMIN = ServerAdmin(COMMANDS, keys=lambda: len(keyspace), expires=lambda: len(expiry_heap))
 
 
 # --- connections -------------------------------------------------------------
@@ -981,6 +984,12 @@ def touch(conn: Connection) -> None:
     """Note activity on `conn`: its idle timer starts again, at the back of the list."""
     conn.last_active = time.monotonic()
     idle_connections.move_to_back(conn)
+
+
+def set_idle_timeout(seconds: int) -> None:
+    """CONFIG SET timeout: Redis's name for the idle timeout (0: never)."""
+    global idle_timeout
+    idle_timeout = seconds
 
 
 def next_timer_ms() -> int | None:
@@ -1129,6 +1138,7 @@ def run_event_loop(acceptor: Acceptor) -> None:
     poller.register(listener, select.POLLIN)
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
+    ADMIN.serve(acceptor, clients)
     while True:
         for fd, events in poller.poll(next_timer_ms()):
             if fd == listener_fd:
@@ -1173,12 +1183,14 @@ def main() -> None:
     global idle_timeout, lazy_free_threshold, free_slice, worker_pool
     options = parse_options("Chapter 14: a thread pool for large deletions", add_options, client_limits=True)
     idle_timeout = options.idle_timeout
+    ADMIN.config.add_integer("timeout", lambda: round(idle_timeout), set_idle_timeout)
     lazy_free_threshold = options.lazy_free_threshold
     free_slice = options.free_slice
     # One worker: with the GIL, more threads would take turns, not work in parallel.
     with create_listener(options.host, options.port) as listener, ThreadPool(1, "lazy-free") as pool:
         if lazy_free_threshold > 0:
             worker_pool = pool
+        ADMIN.extra_info["memory"] = [lambda: {"lazyfree_pending_objects": pool.pending()}]
         log.info("listening on %s:%d", options.host, options.port)
         acceptor = Acceptor(listener, max_clients_for_fd_limit(options.maxclients))
         serve(lambda: run_event_loop(acceptor))
