@@ -7,6 +7,8 @@
 #                                 ... against your own server instead
 #   make diff-chapter 7           what chapter 07 changed since chapter 06
 #   make bench                    requests per second, chapters against real Redis
+#   make redis-suite 14           Redis's own test suite against chapter 14
+#                                 (REDIS_TESTS=dir for another copy; needs tcl)
 #
 # The first use creates .venv with the clients and test tools; nothing else
 # to install by hand (real Redis, for the differential tests and benchmarks,
@@ -26,10 +28,10 @@ PREVIOUS_DIR = $(call chapter_dir,$(shell expr '$(CHAPTER)' - 1 2>/dev/null))
 CHAPTER_NUMBERS := $(foreach dir,$(wildcard chapters/*/server.py),$(word 2,$(subst /, ,$(dir))))
 CHAPTER_GOALS := $(foreach dir,$(CHAPTER_NUMBERS),$(firstword $(subst _, ,$(dir))) $(patsubst 0%,%,$(firstword $(subst _, ,$(dir)))))
 
-.PHONY: help run-chapter test test-chapter diff-chapter bench clean check-chapter
+.PHONY: help run-chapter test test-chapter diff-chapter bench redis-suite clean check-chapter
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "$(PYTHON) could not create a virtual environment (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
@@ -58,6 +60,9 @@ diff-chapter: check-chapter
 
 bench: $(VENV)/.installed
 	$(PY) tools/bench.py
+
+redis-suite: check-chapter $(VENV)/.installed
+	$(PY) tools/redis_suite.py $(CHAPTER) $(if $(REDIS_TESTS),--redis-tests "$(REDIS_TESTS)")
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

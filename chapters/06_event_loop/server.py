@@ -15,7 +15,11 @@ Requests are pipelined: every complete request in the input is answered
 and the replies leave in one send. A client that sends faster than it reads
 is throttled rather than allowed to grow our memory: once its pending
 output passes MAX_OUTPUT we stop executing its requests (they wait in its
-input buffer) until the output drains.
+input buffer) and stop reading from it, so TCP's flow control slows the
+sender down, until the output drains. A client that shuts down its
+sending side still gets every request it sent executed and answered.
+Past maxclients, or out of file descriptors, new clients are refused with
+Redis's error (common/net.py's Acceptor).
 """
 
 from __future__ import annotations
