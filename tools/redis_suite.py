@@ -121,7 +121,8 @@ def run_file(suite: Path, port: int, name: str) -> FileResult:
     except subprocess.TimeoutExpired as timeout:
         output = timeout.stdout.decode(errors="replace") if isinstance(timeout.stdout, bytes) else timeout.stdout or ""
     result.seconds = time.monotonic() - started
-    lines = [ANSI.sub("", line) for line in output.splitlines()]
+    # Errors name files in the temporary copy: drop its path, so that names are the same every run.
+    lines = [ANSI.sub("", line).replace(f"{suite}/", "") for line in output.splitlines()]
     runs: Counter = Counter()  # a test inside a loop runs under one name several times
     for index, line in enumerate(lines):
         match = LINE.match(line)
