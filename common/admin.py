@@ -50,6 +50,7 @@ class ServerAdmin:
         self.run_id = secrets.token_hex(20)
         self.acceptor: Acceptor | None = None
         self.clients: Sized = ()
+        self.port = 0
         commands.add(b"info", CommandSpec(self.info, -1, ("loading", "stale")))
         commands.add(b"config", CommandSpec(self.config_command, -2, ("admin", "noscript", "loading", "stale")))
         commands.add(b"select", CommandSpec(self.select, 2, ("loading", "stale", "fast")))
@@ -58,6 +59,7 @@ class ServerAdmin:
         """Start reporting on a running event loop; registers the settings every event-loop server has."""
         self.acceptor, self.clients = acceptor, clients
         host, port = acceptor.listener.getsockname()[:2]
+        self.port = port
         self.config.add("port", lambda: port)
         self.config.add("bind", lambda: host)
         self.config.add_integer("maxclients", lambda: acceptor.max_clients,
@@ -171,7 +173,7 @@ class ServerAdmin:
             "python_version": platform.python_version(),
             "process_id": os.getpid(),
             "run_id": self.run_id,
-            "tcp_port": self.config.settings[b"port"].get().decode() if b"port" in self.config.settings else 0,
+            "tcp_port": self.port,
             "server_time_usec": time.time_ns() // 1000,
             "uptime_in_seconds": uptime,
             "uptime_in_days": uptime // 86400,
