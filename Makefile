@@ -5,7 +5,12 @@
 #   make test-chapter 7           run the tests that apply to chapter 07
 #   make test-chapter 7 SERVER='python my_server.py --port {port}'
 #                                 ... against your own server instead
+#                                 (DETAILS=1 adds pytest's tracebacks to the report)
+#   make progress SERVER='python my_server.py --port {port}'
+#                                 your server against every chapter, one row each
+#   make start DIR=~/my-redis     a starting point for your own server
 #   make diff-chapter 7           what chapter 07 changed since chapter 06
+#   make demo-chapter 8           run chapter 08's demo or measurement (ARGS=... for its options)
 #   make bench                    requests per second, chapters against real Redis
 #   make redis-suite 14           Redis's own test suite against chapter 14
 #                                 (REDIS_TESTS=dir for another copy; needs tcl)
@@ -26,12 +31,12 @@ CHAPTER_DIR = $(call chapter_dir,$(CHAPTER))
 PREVIOUS_DIR = $(call chapter_dir,$(shell expr '$(CHAPTER)' - 1 2>/dev/null))
 # Chapter numbers, as typed after a target, are goals that do nothing.
 CHAPTER_NUMBERS := $(foreach dir,$(wildcard chapters/*/server.py),$(word 2,$(subst /, ,$(dir))))
-CHAPTER_GOALS := $(foreach dir,$(CHAPTER_NUMBERS),$(firstword $(subst _, ,$(dir))) $(patsubst 0%,%,$(firstword $(subst _, ,$(dir)))))
+CHAPTER_GOALS := $(sort $(foreach dir,$(CHAPTER_NUMBERS),$(firstword $(subst _, ,$(dir))) $(patsubst 0%,%,$(firstword $(subst _, ,$(dir))))))
 
-.PHONY: help run-chapter test test-chapter diff-chapter bench redis-suite clean check-chapter
+.PHONY: help run-chapter test test-chapter diff-chapter demo-chapter bench redis-suite progress start clean check-chapter
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "$(PYTHON) could not create a virtual environment (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
@@ -51,12 +56,26 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 test-chapter: check-chapter $(VENV)/.installed
-	$(PY) -m pytest --chapter $(CHAPTER) $(if $(SERVER),--server "$(SERVER)")
+	$(PY) -m pytest --chapter $(CHAPTER) $(if $(SERVER),--server "$(SERVER)") $(if $(DETAILS),--pytest-details)
 
 diff-chapter: check-chapter
 	@if [ -z "$(PREVIOUS_DIR)" ]; then echo "chapter $(CHAPTER) is the first one"; exit 2; fi
 	@git diff --no-index --stat $(PREVIOUS_DIR) $(CHAPTER_DIR) || true
 	@git diff --no-index $(PREVIOUS_DIR) $(CHAPTER_DIR) || true
+
+# A chapter's demo: the one .py file beside server.py that is not a client (03's client.py needs a server).
+DEMO = $(firstword $(filter-out %/server.py %/client.py,$(wildcard $(CHAPTER_DIR)/*.py)))
+
+demo-chapter: check-chapter $(VENV)/.installed
+	@if [ -z "$(DEMO)" ]; then echo "chapter $(CHAPTER) has no demo; its README says how to try it"; exit 2; fi
+	$(PY) $(DEMO) $(ARGS)
+
+progress: $(VENV)/.installed
+	@if [ -z "$(SERVER)" ]; then echo "usage: make progress SERVER='python my_server.py --port {port}'"; exit 2; fi
+	$(PY) tools/progress.py --server "$(SERVER)"
+
+start: $(VENV)/.installed
+	@$(PY) tools/start.py "$(DIR)"
 
 bench: $(VENV)/.installed
 	$(PY) tools/bench.py

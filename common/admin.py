@@ -18,13 +18,19 @@ import sys
 import time
 from collections.abc import Callable, Sized
 
-from common.commands import CommandSpec, CommandTable, unknown_subcommand_message, write_help, wrong_arity_message
+from common.commands import (
+    REDIS_VERSION,
+    CommandSpec,
+    CommandTable,
+    unknown_subcommand_message,
+    write_help,
+    wrong_arity_message,
+)
 from common.config import Config
 from common.net import Acceptor
 from common.resp import RequestParser, parse_integer, write_array_header, write_bulk, write_error, write_simple
 
 # The Redis version whose replies the chapters reproduce (HELLO, INFO).
-REDIS_VERSION = "7.0.0"
 DEFAULT_SECTIONS = ("server", "clients", "memory", "stats", "replication", "cpu", "keyspace")
 ALL_SECTIONS = (*DEFAULT_SECTIONS, "commandstats")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -70,6 +76,10 @@ class ServerAdmin:
         self.config.add_integer("proto-max-bulk-len", lambda: RequestParser.max_bulk_length,
                                 lambda value: setattr(RequestParser, "max_bulk_length", value),
                                 minimum=1024 * 1024, memory=True)  # fmt: skip
+        # No persistence (until chapter 16): reported as Redis reports it when off,
+        # so that redis-benchmark and monitoring tools read the truth; not settable.
+        self.config.add("save", lambda: "")
+        self.config.add("appendonly", lambda: "no")
         self.config.reset_stats.append(self.commands.reset_stats)
 
     # --- SELECT ------------------------------------------------------------------

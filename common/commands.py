@@ -24,6 +24,9 @@ from typing import Any
 
 from common.resp import write_array_header, write_bulk, write_error, write_integer, write_null, write_simple
 
+# What HELLO and INFO report: the Redis version whose replies the servers reproduce.
+REDIS_VERSION = "7.0.0"
+
 Command = Callable[[list[bytes], Any], None]
 ERROR_MARK = ord("-")  # the first byte of an error reply
 

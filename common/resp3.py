@@ -15,14 +15,16 @@ HELLO 3, adds what RESP2 must fake:
 
 Commands write typed replies; `ReplyBuffer` turns each into the bytes of
 the connection's protocol. So a command is written once and serves both
-kinds of client, just as in Redis.
+kinds of client, just as in Redis. `hello` is the HELLO command, the
+handshake by which a client chooses.
 """
 
 from __future__ import annotations
 
 import math
 
-from common.resp import write_array_header, write_bulk, write_error, write_integer, write_simple
+from common.commands import REDIS_VERSION
+from common.resp import parse_integer, write_array_header, write_bulk, write_error, write_integer, write_simple
 
 
 class ReplyBuffer(bytearray):
@@ -103,3 +105,57 @@ def format_double(value: float) -> bytes:
     if math.isinf(value):
         return b"inf" if value > 0 else b"-inf"
     return b"%.17g" % value
+
+
+def hello(args: list[bytes], out: ReplyBuffer) -> None:
+    """HELLO [protover [AUTH username password] [SETNAME name]]: choose RESP2
+    or RESP3 for this connection and describe the server, as a map."""
+    protocol = out.protocol
+    if args:
+        protocol = parse_integer(args[0])
+        if protocol is None:
+            out.error("ERR Protocol version is not an integer or out of range")
+            return
+        if protocol not in (2, 3):
+            out.error("NOPROTO unsupported protocol version")
+            return
+    username = client_name = None
+    i = 1
+    while i < len(args):
+        option, more = args[i].lower(), len(args) - 1 - i
+        if option == b"auth" and more >= 2:
+            username = args[i + 1]
+            i += 3
+        elif option == b"setname" and more >= 1:
+            client_name = args[i + 1]
+            i += 2
+        else:
+            out.error(f"ERR Syntax error in HELLO option '{args[i].decode(errors='surrogateescape')}'")
+            return
+    # With no password configured, Redis's only user, "default", takes any
+    # password; we have no other users.
+    if username is not None and username != b"default":
+        out.error("WRONGPASS invalid username-password pair or user is disabled.")
+        return
+    # Redis shows the name in CLIENT LIST, which we do not have; we check it
+    # as Redis does, and keep nothing.
+    if client_name is not None and any(byte < ord("!") or byte > ord("~") for byte in client_name):
+        out.error("ERR Client names cannot contain spaces, newlines or special characters.")
+        return
+    out.protocol = protocol
+    out.map(7)
+    for field, value in [
+        (b"server", b"redis"),
+        (b"version", REDIS_VERSION.encode()),
+        (b"proto", protocol),
+        (b"id", out.client_id),
+        (b"mode", b"standalone"),
+        (b"role", b"master"),
+    ]:
+        out.bulk(field)
+        if isinstance(value, int):
+            out.integer(value)
+        else:
+            out.bulk(value)
+    out.bulk(b"modules")
+    out.array(0)

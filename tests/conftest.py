@@ -24,6 +24,7 @@ import pytest
 
 from tests.support import RawClient, ServerProcess, discover_chapters, in_ci, server_command
 
+pytest_plugins = ["tests.grader"]  # grader mode's report
 CHAPTERS = discover_chapters()
 
 
@@ -60,14 +61,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With --chapter, leave out the tests whose range does not include it."""
+    """With --chapter, leave out the tests whose range does not include it;
+    in grader mode also the unit tests of common/, which test this project's
+    code rather than the server under test."""
     chosen = config.getoption("--chapter")
     if chosen is None:
         return
+    graded = config.getoption("--server") is not None
     selected, deselected = [], []
     for item in items:
         first, last = chapter_range(item)
-        (selected if first <= chosen <= last else deselected).append(item)
+        wanted = first <= chosen <= last and (not graded or "server" in getattr(item, "fixturenames", ()))
+        (selected if wanted else deselected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
@@ -81,7 +86,15 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     extra_args = tuple(marker.args) if marker else ()
     graded = request.config.getoption("--server")
     if graded:
-        process = ServerProcess(graded, extra_args, own_server=False, chapter=chapter)
+        try:
+            process = ServerProcess(graded, extra_args, own_server=False, chapter=chapter)
+        except RuntimeError as error:
+            if extra_args:  # these tests need an option the learner's server may not have yet
+                pytest.fail(f"your server did not start with {' '.join(extra_args)}, which these tests need:\n{error}")
+            # One report, with the server's own output, and the run stops.
+            from tests.grader import stop_run  # imported by pytest as a plugin first, so assertions are rewritten
+
+            stop_run(request.config, f"your server did not start, so no test can run:\n{error}")
     else:
         process = ServerProcess(server_command(CHAPTERS[chapter]), extra_args, chapter=chapter)
     yield process
@@ -103,7 +116,7 @@ def require_tool(name: str) -> str:
     """The path of an installed program; skipped if missing, but failed in CI."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (Debian: apt-get install redis-server redis-tools)"
+        message = f"{name} is not installed (Debian: apt-get install redis-server redis-tools netcat-openbsd)"
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)

@@ -18,7 +18,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -71,7 +73,9 @@ class ServerProcess:
         self.command = command  # as given, before the port is filled in
         self.port = free_port()
         if isinstance(command, str):
-            argv = shlex.split(command.format(port=self.port))
+            argv = [os.path.expanduser(word) for word in shlex.split(command.format(port=self.port))]
+            if argv and argv[0] in ("python", "python3"):  # the learner's server runs on this Python
+                argv[0] = sys.executable
         else:
             argv = [*command, "--port", str(self.port)]
         self.argv = [*argv, *extra_args]
@@ -86,14 +90,14 @@ class ServerProcess:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited at start-up: {self.argv}\n{self.output()}")
+                raise RuntimeError(f"it exited at start-up: {shlex.join(self.argv)}\n{self.output().rstrip()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
             except OSError:
                 time.sleep(0.02)
         self.process.kill()
-        raise RuntimeError(f"server did not accept connections within {START_TIMEOUT}s: {self.argv}")
+        raise RuntimeError(f"it did not accept connections within {START_TIMEOUT} s: {shlex.join(self.argv)}")
 
     def output(self) -> str:
         self._stderr.seek(0)
@@ -136,12 +140,36 @@ class ConnectionClosed(Exception):
     pass
 
 
+class NoReply(TimeoutError):
+    """The server did not answer in time; says what the client was waiting for."""
+
+
+@dataclass
+class Exchange:
+    """One thing a test sent: a command's arguments, or raw bytes (framing tests), and the reply read back."""
+
+    sent: tuple[bytes | str | int, ...] | bytes
+    reply: bytes | None = None
+
+
+# Every RawClient a test opens, so that grader mode can say what was sent
+# when a check fails (tests/grader.py clears it before each test).
+OPEN_CLIENTS: list[RawClient] = []
+
+
 class RawClient:
-    """A RESP client over a plain socket that hands back raw reply bytes."""
+    """A RESP client over a plain socket that hands back raw reply bytes.
+
+    It keeps its last few exchanges (`transcript`): grader mode reports the
+    command behind a reply that differs from the expected one.
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buffer = bytearray()
+        self.transcript: deque[Exchange] = deque(maxlen=16)
+        self._unanswered: deque[Exchange] = deque()  # sent, reply not read yet (pipelines)
+        OPEN_CLIENTS.append(self)
 
     def __enter__(self) -> RawClient:
         return self
@@ -152,12 +180,15 @@ class RawClient:
     def close(self) -> None:
         self.sock.close()
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, _as: tuple[bytes | str | int, ...] | None = None) -> None:
+        exchange = Exchange(_as if _as is not None else data)
+        self.transcript.append(exchange)
+        self._unanswered.append(exchange)
         self.sock.sendall(data)
 
     def command(self, *args: bytes | str | int) -> bytes:
         """Send one command and return its raw reply."""
-        self.send(encode_command(*args))
+        self.send(encode_command(*args), _as=args)
         return self.read_reply()
 
     def read_reply(self) -> bytes:
@@ -165,7 +196,13 @@ class RawClient:
         end = self._reply_end(0)
         reply = bytes(self._buffer[:end])
         del self._buffer[:end]
+        if self._unanswered:
+            self._unanswered.popleft().reply = reply
         return reply
+
+    def waiting_for(self) -> Exchange | None:
+        """The oldest request sent and not yet answered."""
+        return self._unanswered[0] if self._unanswered else None
 
     def read_replies(self, count: int) -> list[bytes]:
         return [self.read_reply() for _ in range(count)]
@@ -189,7 +226,10 @@ class RawClient:
             return False
 
     def _fill(self) -> bool:
-        chunk = self.sock.recv(1024 * 1024)
+        try:
+            chunk = self.sock.recv(1024 * 1024)
+        except TimeoutError:
+            raise NoReply(f"no reply within {self.sock.gettimeout()} s") from None
         self._buffer += chunk
         return bool(chunk)
 
@@ -230,8 +270,18 @@ def server_command(chapter_server: Path) -> list[str]:
     return [sys.executable, str(chapter_server)]
 
 
+class ReplyMismatch(AssertionError):
+    """A reply that differs from the one expected (from real Redis, in differential tests)."""
+
+    def __init__(self, sent: tuple[bytes | str | int, ...], expected: bytes, received: bytes, source: str) -> None:
+        super().__init__(f"{sent!r}: {source} replied {expected!r}, got {received!r}")
+        self.sent, self.expected, self.received, self.source = sent, expected, received, source
+
+
 def assert_same_replies(ours: RawClient, theirs: RawClient, *commands: tuple[bytes | str | int, ...]) -> None:
     """Send each command to both servers; the reply bytes must be identical."""
     for command in commands:
         expected = theirs.command(*command)
-        assert ours.command(*command) == expected, f"{command!r}: real Redis replied {expected!r}"
+        received = ours.command(*command)
+        if received != expected:
+            raise ReplyMismatch(command, expected, received, "real Redis")

@@ -20,6 +20,7 @@ from tests.support import RawClient, ServerProcess
 MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
 
 pytestmark = [
+    pytest.mark.readme("Limits: what one client can hold"),
     pytest.mark.since(6),
     pytest.mark.server_args("--maxclients", "3", "--client-query-buffer-limit", "1mb"),
 ]

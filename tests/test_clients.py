@@ -17,6 +17,7 @@ def redis_py_protocols(server) -> list[int | None]:
 
 
 @pytest.mark.since(4)
+@pytest.mark.readme("Run and try")
 def test_redis_py_ping_echo(server):
     for protocol in redis_py_protocols(server):
         with server.redis(protocol=protocol) as client:
@@ -25,6 +26,7 @@ def test_redis_py_ping_echo(server):
 
 
 @pytest.mark.since(7)
+@pytest.mark.readme("Commands")
 def test_redis_py_get_set_del(server, key):
     for protocol in redis_py_protocols(server):
         with server.redis(protocol=protocol) as client:
@@ -35,6 +37,7 @@ def test_redis_py_get_set_del(server, key):
 
 
 @pytest.mark.since(7)
+@pytest.mark.readme("Commands")
 def test_redis_py_pipeline(server, key):
     with server.redis(protocol=2) as client:
         pipe = client.pipeline(transaction=False)
@@ -55,6 +58,7 @@ def redis_cli(server, *args: str, stdin: str | None = None) -> str:
 
 
 @pytest.mark.since(4)
+@pytest.mark.readme("Run and try")
 def test_redis_cli_ping_echo(server):
     assert redis_cli(server, "PING") == "PONG\n"
     assert redis_cli(server, "ECHO", "hello world") == "hello world\n"
@@ -62,6 +66,7 @@ def test_redis_cli_ping_echo(server):
 
 
 @pytest.mark.since(7)
+@pytest.mark.readme("What real clients send first")
 def test_redis_cli_get_set(server, key):
     assert redis_cli(server, "SET", key(), "from redis-cli") == "OK\n"
     assert redis_cli(server, "GET", key()) == "from redis-cli\n"
@@ -69,6 +74,7 @@ def test_redis_cli_get_set(server, key):
 
 
 @pytest.mark.since(7)
+@pytest.mark.readme("What real clients send first")
 def test_redis_cli_reads_commands_from_stdin(server, key):
     # Without a command, redis-cli starts as it does interactively, asking
     # the server for its commands first.

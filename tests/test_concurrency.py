@@ -12,6 +12,7 @@ from common.resp import encode_command
 
 
 @pytest.mark.since(5)
+@pytest.mark.readme("Threads against an event loop")
 def test_a_slow_client_does_not_block_the_others(server):
     """A client that sent half a request must not hold up everyone else
     (chapter 04's server would wait for it)."""
@@ -23,6 +24,7 @@ def test_a_slow_client_does_not_block_the_others(server):
 
 
 @pytest.mark.since(5)
+@pytest.mark.readme("Threads against an event loop")
 def test_interleaved_clients(server):
     clients = [server.connect() for _ in range(10)]
     try:
@@ -38,6 +40,7 @@ def test_interleaved_clients(server):
 
 
 @pytest.mark.since(6)
+@pytest.mark.readme("The loop")
 def test_thousand_concurrent_connections(server):
     sockets = []
     try:
@@ -61,6 +64,7 @@ def resident_memory(pid: int) -> int:
 
 
 @pytest.mark.since(7)
+@pytest.mark.readme("Pipelining and backpressure", chapter=6)
 def test_output_to_a_client_that_does_not_read_is_capped(server, key):
     """A thousand GETs of a 1 MB value would be 1 GB of replies. The server
     must not build them all in memory for a client that is not reading, and
@@ -89,6 +93,7 @@ def test_output_to_a_client_that_does_not_read_is_capped(server, key):
 
 
 @pytest.mark.since(6)
+@pytest.mark.readme("State kept per connection")
 def test_client_gone_with_replies_pending(server):
     """A client that hangs up with a megabyte of replies unsent costs nobody else."""
     big = "x" * 100_000
@@ -99,6 +104,7 @@ def test_client_gone_with_replies_pending(server):
 
 
 @pytest.mark.since(7)
+@pytest.mark.readme("Limits: what one client can hold", chapter=6)
 def test_requests_sent_before_a_half_close_are_all_executed_and_answered(server, key):
     """The client sends, shuts down its sending side, then reads: the
     requests held back by the output cap still run, and every reply comes."""
@@ -117,6 +123,7 @@ def test_requests_sent_before_a_half_close_are_all_executed_and_answered(server,
 
 
 @pytest.mark.since(7)
+@pytest.mark.readme("Limits: what one client can hold", chapter=6)
 def test_requests_held_back_still_run_when_the_client_resets(server, key):
     """A client that hangs up without reading its replies: what it sent is
     executed all the same, as Redis executes requests on arrival."""
@@ -137,6 +144,7 @@ def test_requests_held_back_still_run_when_the_client_resets(server, key):
 
 
 @pytest.mark.since(6)
+@pytest.mark.readme("Pipelining and backpressure")
 def test_a_client_that_does_not_read_is_not_read_from_either(server):
     """Pipelined requests from a client that never reads: past the output
     cap the server stops reading, so TCP stops the sender; without that,

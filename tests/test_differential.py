@@ -12,6 +12,7 @@ from tests.support import ConnectionClosed, RawClient, assert_same_replies
 
 
 @pytest.mark.since(4)
+@pytest.mark.readme("RESP instead of the book's length prefix")
 def test_ping_echo_and_errors(pair):
     assert_same_replies(
         *pair,
@@ -44,6 +45,7 @@ def test_ping_echo_and_errors(pair):
         # in more than one read; our parser always does (test_protocol.py).
     ],
 )
+@pytest.mark.readme("RESP instead of the book's length prefix")
 def test_raw_input(pair, raw):
     """Inline commands and protocol errors: replies, and whether the server hangs up."""
     for client in pair:
@@ -65,6 +67,7 @@ def replies_until_closed_or_open(client: RawClient) -> list[bytes]:
 
 
 @pytest.mark.since(7)
+@pytest.mark.readme("Commands")
 def test_get_set_del(pair, key):
     assert_same_replies(
         *pair,
@@ -85,6 +88,7 @@ def test_get_set_del(pair, key):
 
 
 @pytest.mark.since(9)
+@pytest.mark.readme("New commands over the whole keyspace")
 def test_keyspace_commands(empty_pair):
     assert_same_replies(
         *empty_pair,

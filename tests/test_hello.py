@@ -7,7 +7,7 @@ import pytest
 
 from tests.support import CHAPTERS_DIR
 
-pytestmark = [pytest.mark.since(3), pytest.mark.until(3)]
+pytestmark = [pytest.mark.since(3), pytest.mark.until(3), pytest.mark.readme("What it teaches")]
 
 
 def test_server_answers_world(server):

@@ -2,7 +2,7 @@
 
 import pytest
 
-pytestmark = pytest.mark.since(7)
+pytestmark = [pytest.mark.since(7), pytest.mark.readme("Commands")]
 
 
 def test_set_get_del(server, key):
@@ -33,6 +33,7 @@ def test_keys_are_shared_between_connections(server, key):
         assert reader.command("GET", key()) == b"$6\r\nshared\r\n"
 
 
+@pytest.mark.readme("What real clients send first")
 def test_command_describes_the_commands(server):
     with server.redis(protocol=2) as client:
         table = client.command()
@@ -48,6 +49,7 @@ def test_command_describes_the_commands(server):
         assert raw.command("COMMAND", "DOCS") == b"-ERR unknown subcommand 'DOCS'. Try COMMAND HELP.\r\n"
 
 
+@pytest.mark.readme("What real clients send first")
 def test_client_setinfo(server):
     with server.connect() as client:
         assert client.command("CLIENT", "SETINFO", "LIB-NAME", "mylib") == b"+OK\r\n"

@@ -5,7 +5,7 @@ import pytest
 
 from common.resp import encode_command
 
-pytestmark = pytest.mark.since(4)
+pytestmark = [pytest.mark.since(4), pytest.mark.readme("RESP instead of the book's length prefix")]
 
 
 def test_ping(server):
@@ -21,12 +21,14 @@ def test_echo_is_binary_safe(server):
         assert client.command("ECHO", "") == b"$0\r\n\r\n"
 
 
+@pytest.mark.readme("Many requests per connection, pipelined")
 def test_many_requests_on_one_connection(server):
     with server.connect() as client:
         for i in range(100):
             assert client.command("ECHO", str(i)) == b"$%d\r\n%d\r\n" % (len(str(i)), i)
 
 
+@pytest.mark.readme("Many requests per connection, pipelined")
 def test_request_split_byte_by_byte(server):
     request = encode_command("ECHO", "split anywhere") + encode_command("PING")
     with server.connect() as client:
@@ -35,6 +37,7 @@ def test_request_split_byte_by_byte(server):
         assert client.read_replies(2) == [b"$14\r\nsplit anywhere\r\n", b"+PONG\r\n"]
 
 
+@pytest.mark.readme("Many requests per connection, pipelined")
 def test_thousand_pipelined_requests_in_one_write(server):
     count = 1000
     with server.connect() as client:

@@ -3,7 +3,7 @@ commands that look at the keyspace as a whole."""
 
 import pytest
 
-pytestmark = pytest.mark.since(9)
+pytestmark = [pytest.mark.since(9), pytest.mark.readme("Two encodings of the same types")]
 
 
 def hello_fields(reply: bytes) -> dict[bytes, bytes]:

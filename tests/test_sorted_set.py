@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from tests.support import assert_same_replies
 
-pytestmark = pytest.mark.since(11)
+pytestmark = [pytest.mark.since(11), pytest.mark.readme("Redis's commands, Redis's replies")]
 
 
 def test_zadd_options(empty_pair):

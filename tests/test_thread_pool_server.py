@@ -6,7 +6,7 @@ import pytest
 
 from tests.support import assert_same_replies
 
-pytestmark = [pytest.mark.since(14), pytest.mark.server_args("--lazy-free-threshold", "10")]
+pytestmark = [pytest.mark.since(14), pytest.mark.server_args("--lazy-free-threshold", "10"), pytest.mark.readme("The pool")]
 
 
 def fill(client, key: str, members: int) -> None:

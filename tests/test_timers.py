@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.since(12), pytest.mark.server_args("--idle-timeout", "1")]
+pytestmark = [pytest.mark.since(12), pytest.mark.server_args("--idle-timeout", "1"), pytest.mark.readme("Sleeping until there is work")]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import assert_same_replies
 
-pytestmark = pytest.mark.since(13)
+pytestmark = [pytest.mark.since(13), pytest.mark.readme("The commands, with Redis 7's edge cases")]
 
 FAR_FUTURE = 4_000_000_000  # Unix seconds, in 2096
 PAST = 1_000_000_000  # Unix seconds, in 2001

@@ -11,6 +11,10 @@ parser.add_argument("--port", type=int, default=6379)
 parser.add_argument("message", nargs="?", default="hello")
 options = parser.parse_args()
 
-with socket.create_connection((options.host, options.port)) as conn:
+try:
+    conn = socket.create_connection((options.host, options.port))
+except ConnectionRefusedError:
+    raise SystemExit(f"no server on {options.host}:{options.port} (start one: make run-chapter 3)") from None
+with conn:
     conn.sendall(options.message.encode())
     print("server says:", conn.recv(64 * 1024).decode(errors="replace"))

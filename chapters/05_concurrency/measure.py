@@ -1,7 +1,7 @@
 """Threads against an event loop, measured: chapter 05's thread-per-connection
 server side by side with chapter 06's event loop, in one run.
 
-    python chapters/05_concurrency/measure.py [--idle 1000]
+    .venv/bin/python chapters/05_concurrency/measure.py [--idle 1000]
 
 For each server:
 - memory per connection: the server's resident memory after --idle

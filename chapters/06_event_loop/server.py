@@ -34,6 +34,7 @@ from pathlib import Path
 # `common` imports when this file is run as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from common.commands import unknown_command_message, wrong_arity_message  # noqa: E402
 from common.net import Acceptor, create_listener, log, max_clients_for_fd_limit, parse_options, serve  # noqa: E402
 from common.resp import (  # noqa: E402
     ProtocolError,
@@ -89,21 +90,6 @@ def execute(request: list[bytes], out: bytearray) -> None:
         write_error(out, wrong_arity_message(name))
         return
     function(request[1:], out)
-
-
-def wrong_arity_message(name: bytes) -> str:
-    return f"ERR wrong number of arguments for '{name.decode()}' command"
-
-
-def unknown_command_message(request: list[bytes]) -> str:
-    """Redis's text: the name, then the first arguments, quoted, up to ~128 bytes."""
-    listed = ""
-    for arg in request[1:]:
-        if len(listed) >= 128:
-            break
-        listed += "'%s' " % arg.decode(errors="surrogateescape")[: 128 - len(listed)]
-    name = request[0].decode(errors="surrogateescape")[:128]
-    return f"ERR unknown command '{name}', with args beginning with: {listed}"
 
 
 # --- connections -------------------------------------------------------------

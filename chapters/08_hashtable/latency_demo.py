@@ -2,7 +2,7 @@
 Python's dict, which resizes all at once, against common/hashtable.py,
 which resizes progressively (chapter 08, Hashtables).
 
-    python chapters/08_hashtable/latency_demo.py [--keys 2000000]
+    .venv/bin/python chapters/08_hashtable/latency_demo.py [--keys 2000000]
 
 Every insert is timed on its own. A dict's total is far lower (it is C;
 our table is Python), but look at the slowest insert: when a dict grows it

@@ -1,8 +1,8 @@
 """Watch an AVL tree balance itself: insert and delete keys, print the tree.
 
-    python chapters/10_avl_tree/show_tree.py                 # 1..10 in order
-    python chapters/10_avl_tree/show_tree.py 50 30 70 20 40 60 80 10 --delete 30
-    python chapters/10_avl_tree/show_tree.py --steps 1 2 3 4 5 6 7
+    .venv/bin/python chapters/10_avl_tree/show_tree.py                 # 1..10 in order
+    .venv/bin/python chapters/10_avl_tree/show_tree.py 50 30 70 20 40 60 80 10 --delete 30
+    .venv/bin/python chapters/10_avl_tree/show_tree.py --steps 1 2 3 4 5 6 7
 
 Each node shows its key, its height h and the size n of its subtree (the
 count that makes rank and offset queries O(log n)). Inserting keys in

@@ -1,7 +1,7 @@
 """Why subtree counts: the cost of ZRANGE ... LIMIT offset count as the
 offset grows, with our AVL tree against list-based approaches.
 
-    python chapters/11_sorted_set/offset_bench.py [--members 1000000]
+    .venv/bin/python chapters/11_sorted_set/offset_bench.py [--members 1000000]
 
 A sorted set of --members members is built once. Then, for growing
 offsets, the time to find the 10 members after skipping `offset` members

@@ -40,12 +40,10 @@ from common.hashtable import HMap, HNode  # noqa: E402
 from common.net import Acceptor, create_listener, log, max_clients_for_fd_limit, parse_options, serve  # noqa: E402
 from common.glob import compile_glob  # noqa: E402
 from common.resp import ProtocolError, RequestParser, parse_integer  # noqa: E402
-from common.resp3 import ReplyBuffer  # noqa: E402
+from common.resp3 import ReplyBuffer, hello  # noqa: E402
 from common.zset import ZNode, ZSet  # noqa: E402
 
 RECV_SIZE = 64 * 1024
-# HELLO reports this: the Redis version whose replies we reproduce.
-REDIS_VERSION = b"7.0.0"
 # Past this much unsent output, a client's further requests wait unexecuted
 # until the kernel has taken some of it. A single reply may exceed it.
 MAX_OUTPUT = 1024 * 1024
@@ -166,60 +164,6 @@ def flushdb(args: list[bytes], out: ReplyBuffer) -> None:
         discard(entry.value)
     keyspace.clear()
     out.simple("OK")
-
-
-def hello(args: list[bytes], out: ReplyBuffer) -> None:
-    """HELLO [protover [AUTH username password] [SETNAME name]]: choose RESP2
-    or RESP3 for this connection and describe the server, as a map."""
-    protocol = out.protocol
-    if args:
-        protocol = parse_integer(args[0])
-        if protocol is None:
-            out.error("ERR Protocol version is not an integer or out of range")
-            return
-        if protocol not in (2, 3):
-            out.error("NOPROTO unsupported protocol version")
-            return
-    username = client_name = None
-    i = 1
-    while i < len(args):
-        option, more = args[i].lower(), len(args) - 1 - i
-        if option == b"auth" and more >= 2:
-            username = args[i + 1]
-            i += 3
-        elif option == b"setname" and more >= 1:
-            client_name = args[i + 1]
-            i += 2
-        else:
-            out.error(f"ERR Syntax error in HELLO option '{args[i].decode(errors='surrogateescape')}'")
-            return
-    # With no password configured, Redis's only user, "default", takes any
-    # password; we have no other users.
-    if username is not None and username != b"default":
-        out.error("WRONGPASS invalid username-password pair or user is disabled.")
-        return
-    # Redis shows the name in CLIENT LIST, which we do not have; we check it
-    # as Redis does, and keep nothing.
-    if client_name is not None and any(byte < ord("!") or byte > ord("~") for byte in client_name):
-        out.error("ERR Client names cannot contain spaces, newlines or special characters.")
-        return
-    out.protocol = protocol
-    out.map(7)
-    for field, value in [
-        (b"server", b"redis"),
-        (b"version", REDIS_VERSION),
-        (b"proto", protocol),
-        (b"id", out.client_id),
-        (b"mode", b"standalone"),
-        (b"role", b"master"),
-    ]:
-        out.bulk(field)
-        if isinstance(value, int):
-            out.integer(value)
-        else:
-            out.bulk(value)
-    out.bulk(b"modules")
-    out.array(0)
 
 
 # --- sorted set commands -----------------------------------------------------------

@@ -7,7 +7,7 @@ round trip, another client sends DEL. The longest PING round trip is the
 longest stall of the event loop. The probe goes on for a while after DEL's
 reply, since with the pool the freeing continues in the background.
 
-    python chapters/14_thread_pool/stall_bench.py [--members 1000000]
+    .venv/bin/python chapters/14_thread_pool/stall_bench.py [--members 1000000]
 
 Figures are from one run on whatever machine you have: compare the two
 rows with each other, not with other runs.
