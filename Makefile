@@ -58,10 +58,11 @@ test: $(VENV)/.installed
 test-chapter: check-chapter $(VENV)/.installed
 	$(PY) -m pytest --chapter $(CHAPTER) $(if $(SERVER),--server "$(SERVER)") $(if $(DETAILS),--pytest-details)
 
+# From chapter 15 on, a chapter imports its predecessor: show the functions it replaces, not a folder diff.
 diff-chapter: check-chapter
 	@if [ -z "$(PREVIOUS_DIR)" ]; then echo "chapter $(CHAPTER) is the first one"; exit 2; fi
-	@git diff --no-index --stat $(PREVIOUS_DIR) $(CHAPTER_DIR) || true
-	@git diff --no-index $(PREVIOUS_DIR) $(CHAPTER_DIR) || true
+	@if grep -q "load_chapter(" $(CHAPTER_DIR)/server.py; then $(PYTHON) tools/diff_chapter.py $(CHAPTER); else \
+		git diff --no-index --stat $(PREVIOUS_DIR) $(CHAPTER_DIR); git diff --no-index $(PREVIOUS_DIR) $(CHAPTER_DIR); true; fi
 
 # A chapter's demo: the one .py file beside server.py that is not a client (03's client.py needs a server).
 DEMO = $(firstword $(filter-out %/server.py %/client.py,$(wildcard $(CHAPTER_DIR)/*.py)))

@@ -1075,6 +1075,26 @@ def close_client(conn: Connection, poller: select.poll, clients: dict[int, Conne
     conn.sock.close()
 
 
+def handle_events(conn: Connection, events: int, poller: select.poll, clients: dict[int, Connection]) -> None:
+    """Serve what the poller reported for one client, then change what it
+    is polled for if that changed (chapter 15 calls this from epoll's loop)."""
+    # POLLHUP/POLLERR come without POLLIN on some systems; recv() then
+    # reports what happened.
+    if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
+        handle_readable(conn)
+    if events & select.POLLOUT and conn.outgoing:
+        handle_writable(conn)
+    if (conn.closing or conn.input_closed) and not conn.outgoing:
+        close_client(conn, poller, clients)
+        return
+    wanted = conn.wanted_events()
+    if wanted != conn.polled_events:
+        # Only on change: every modify() makes the next poll() rebuild its
+        # array of all descriptors.
+        poller.modify(conn.sock, wanted)
+        conn.polled_events = wanted
+
+
 def run_event_loop(acceptor: Acceptor) -> None:
     listener = acceptor.listener
     listener.setblocking(False)
@@ -1082,30 +1102,16 @@ def run_event_loop(acceptor: Acceptor) -> None:
     poller.register(listener, select.POLLIN)
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
-    ADMIN.serve(acceptor, clients)
+    ADMIN.serve(acceptor, clients, count_cycles=True)
     while True:
         for fd, events in poller.poll(next_timer_ms()):
             if fd == listener_fd:
                 accept_clients(acceptor, poller, clients)
-                continue
-            conn = clients[fd]
-            # POLLHUP/POLLERR come without POLLIN on some systems; recv()
-            # then reports what happened.
-            if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
-                handle_readable(conn)
-            if events & select.POLLOUT and conn.outgoing:
-                handle_writable(conn)
-            if (conn.closing or conn.input_closed) and not conn.outgoing:
-                close_client(conn, poller, clients)
-                continue
-            wanted = conn.wanted_events()
-            if wanted != conn.polled_events:
-                # Only on change: every modify() makes the next poll()
-                # rebuild its array of all descriptors.
-                poller.modify(fd, wanted)
-                conn.polled_events = wanted
+            else:
+                handle_events(clients[fd], events, poller, clients)
         close_idle_connections(poller, clients)
         expire_keys()
+        ADMIN.eventloop_cycles += 1
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -1123,13 +1129,18 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def main() -> None:
-    global idle_timeout, lazy_free_threshold, free_slice, worker_pool
-    options = parse_options("Chapter 14: a thread pool for large deletions", add_options, client_limits=True)
+def configure(options: argparse.Namespace) -> None:
+    """Apply the command line's settings (chapter 15 reuses this chapter's)."""
+    global idle_timeout, lazy_free_threshold, free_slice
     idle_timeout = options.idle_timeout
     ADMIN.config.add_integer("timeout", lambda: round(idle_timeout), set_idle_timeout)
     lazy_free_threshold = options.lazy_free_threshold
     free_slice = options.free_slice
+
+
+def serve_with(event_loop: Callable[[Acceptor], None], options: argparse.Namespace) -> None:
+    """Listen, start the worker pool, and run `event_loop` until stopped."""
+    global worker_pool
     # One worker: with the GIL, more threads would take turns, not work in parallel.
     with create_listener(options.host, options.port) as listener, ThreadPool(1, "lazy-free") as pool:
         if lazy_free_threshold > 0:
@@ -1137,7 +1148,13 @@ def main() -> None:
         ADMIN.extra_info["memory"] = [lambda: {"lazyfree_pending_objects": pool.pending()}]
         log.info("listening on %s:%d", options.host, options.port)
         acceptor = Acceptor(listener, max_clients_for_fd_limit(options.maxclients))
-        serve(lambda: run_event_loop(acceptor))
+        serve(lambda: event_loop(acceptor))
+
+
+def main() -> None:
+    options = parse_options("Chapter 14: a thread pool for large deletions", add_options, client_limits=True)
+    configure(options)
+    serve_with(run_event_loop, options)
 
 
 if __name__ == "__main__":
