@@ -11,7 +11,7 @@
 #   make start DIR=~/my-redis     a starting point for your own server
 #   make diff-chapter 7           what chapter 07 changed since chapter 06
 #   make demo-chapter 8           run chapter 08's demo or measurement (ARGS=... for its options)
-#   make bench                    requests per second, chapters against real Redis
+#   make bench [CHAPTERS=14]      requests per second, RSS per key: chapters against Redis and a Python ceiling
 #   make redis-suite 14           Redis's own test suite against chapter 14
 #                                 (REDIS_TESTS=dir for another copy; needs tcl)
 #
@@ -79,7 +79,7 @@ start: $(VENV)/.installed
 	@$(PY) tools/start.py "$(DIR)"
 
 bench: $(VENV)/.installed
-	$(PY) tools/bench.py
+	$(PY) tools/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
 redis-suite: check-chapter $(VENV)/.installed
 	$(PY) tools/redis_suite.py $(CHAPTER) $(if $(REDIS_TESTS),--redis-tests "$(REDIS_TESTS)")

@@ -1,14 +1,21 @@
-"""`make bench`: requests per second of each chapter's server and of real
-Redis, measured side by side in one run with redis-benchmark.
+"""`make bench`: every chapter against two yardsticks, measured in one run.
 
-Each server is started in turn on a free port and given the same load:
-50 clients, first one request at a time per client (-P 1), then 16
-pipelined (-P 16). Chapters before 07 have no SET or GET and are measured
-with PING only. Chapter 04 serves one client at a time: with 50 clients
-redis-benchmark would wait forever for the 49 it never serves, so it gets
-one client, which the table says.
+The yardsticks: real Redis, and tools/ceiling_server.py, a minimal poll()
+server in plain Python (about what Python itself allows). Each server is
+started in turn on a free port and given the same load with
+redis-benchmark: 50 clients, random keys (-r 100000), SET and GET one
+request at a time per client (-P 1), then 16 pipelined (-P 16); chapters
+before 07 only have PING. Chapter 04 serves one client at a time, so it
+gets one client, which the table says.
 
-Figures are only comparable within one run: the machine is shared.
+Reported: requests per second, as a ratio to the ceiling and to Redis in
+the same run; latency (p50, p99, max) of GET at -P 16; and RSS per million
+keys after --keys SETs of distinct keys. Only ratios within one run mean anything:
+the machine is shared and noisy.
+
+    make bench                      # every chapter from 04
+    make bench CHAPTERS=14          # one chapter (and the two yardsticks)
+    .venv/bin/python tools/bench.py --chapters 7-9 --requests 50000
 """
 
 from __future__ import annotations
@@ -17,78 +24,147 @@ import argparse
 import csv
 import io
 import shutil
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from rich.table import Table  # noqa: E402
 
 from tests.support import ServerProcess, discover_chapters, server_command  # noqa: E402
 from tools.report import wide_console  # noqa: E402
 
-TESTS = ["PING_MBULK", "SET", "GET"]
 FIRST_KV_CHAPTER = 7
 ONE_CLIENT_CHAPTERS = {4}
+CLIENTS = 50
+RANDOM_KEYS = 100_000
+PIPELINES = (1, 16)
+CEILING, REDIS = "ceiling (tools/)", "real Redis"
 
 
-def run_benchmark(port: int, tests: list[str], clients: int, pipeline: int, requests: int) -> dict[str, float]:
-    """requests per second for each test, from redis-benchmark's CSV output."""
+@dataclass
+class Target:
+    name: str
+    command: list[str]
+    kv: bool = True
+    clients: int = CLIENTS
+    rps: dict[tuple[str, int], float] = field(default_factory=dict)  # (test, pipeline) -> requests/s
+    latency: dict[str, float] = field(default_factory=dict)  # GET -P 16: p50, p99, max in ms
+    rss_per_million: float | None = None  # bytes
+
+
+def run_benchmark(port: int, tests: str, clients: int, pipeline: int, requests: int, keys: int) -> list[list[str]]:
+    """redis-benchmark's CSV rows: test, rps, avg, min, p50, p95, p99, max (ms)."""
     command = [
-        "redis-benchmark", "-p", str(port), "-c", str(clients), "-P", str(pipeline),
-        "-n", str(requests), "-t", ",".join(tests), "--csv",
+        "redis-benchmark", "-p", str(port), "-c", str(clients), "-P", str(pipeline), "-n", str(requests),
+        "-r", str(keys), "-t", tests, "--csv",
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
-    rows = csv.reader(io.StringIO(result.stdout))
-    next(rows)  # header
-    return {row[0]: float(row[1]) for row in rows if row}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True)
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    return [row for row in rows[1:] if row]
 
 
-def measure(server: ServerProcess, kv: bool, clients: int, requests: int) -> dict[tuple[str, int], float]:
-    tests = TESTS if kv else TESTS[:1]
-    figures = {}
-    for pipeline in (1, 16):
-        results = run_benchmark(server.port, [t.split("_")[0].lower() for t in tests], clients, pipeline,
-                                requests * pipeline)  # fmt: skip
-        for test in tests:
-            figures[(test, pipeline)] = results[test]
-    return figures
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def load_keys(port: int, count: int, batch: int = 10_000) -> None:
+    """SET key:0 .. key:count-1 to a 3-byte value (redis-benchmark's default size), pipelined."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for start in range(0, count, batch):
+            stop = min(start + batch, count)
+            sock.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$3\r\nxxx\r\n" % (len(b"key:%d" % i), i)
+                                  for i in range(start, stop)))  # fmt: skip
+            expected = b"+OK\r\n" * (stop - start)
+            received = bytearray()
+            while len(received) < len(expected):
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    raise ConnectionError("the server closed the connection while loading keys")
+                received += chunk
+            if received != expected:
+                raise RuntimeError(f"unexpected replies while loading keys: {bytes(received[:100])!r}")
+
+
+def measure(target: Target, requests: int, keys: int) -> None:
+    server = ServerProcess(target.command, own_server=False)
+    try:
+        tests = "set,get" if target.kv else "ping_mbulk"
+        for pipeline in PIPELINES:
+            for row in run_benchmark(server.port, tests, target.clients, pipeline, requests * pipeline, RANDOM_KEYS):
+                target.rps[(row[0], pipeline)] = float(row[1])
+                if row[0] in ("GET", "PING_MBULK") and pipeline == 16:
+                    target.latency = {"p50": float(row[4]), "p99": float(row[6]), "max": float(row[7])}
+        if target.kv and keys:
+            before = rss_bytes(server.process.pid)
+            load_keys(server.port, keys)
+            target.rss_per_million = (rss_bytes(server.process.pid) - before) / keys * 1_000_000
+    finally:
+        server.stop()
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}" if value and base else "-"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chapters", default="4-99", help="range of chapters, e.g. 4-7 (default: all from 04)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chapters", default="4-99", help="a chapter or a range, e.g. 14 or 7-9 (default: all from 04)")
     parser.add_argument("--requests", type=int, default=20_000, help="requests per test at -P 1 (x16 at -P 16)")
+    parser.add_argument("--keys", type=int, default=1_000_000, help="keys SET before measuring RSS (0: skip)")
     options = parser.parse_args()
     for tool in ("redis-benchmark", "redis-server"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (Debian: apt-get install redis-server redis-tools)")
     low, _, high = options.chapters.partition("-")
-    chapters = {n: path for n, path in discover_chapters().items() if int(low) <= n <= int(high or low)}
+    chapters = {n: path for n, path in discover_chapters().items() if int(low) <= n <= int(high or low) and n >= 4}
+    targets = [Target(CEILING, [sys.executable, str(ROOT / "tools" / "ceiling_server.py")])]
+    for number, path in chapters.items():
+        one_client = number in ONE_CLIENT_CHAPTERS
+        name = f"chapter {number:02d}" + (" (1 client)" if one_client else "")
+        targets.append(Target(name, server_command(path), number >= FIRST_KV_CHAPTER, 1 if one_client else CLIENTS))
+    targets.append(Target(REDIS, ["redis-server", "--save", "", "--appendonly", "no"]))
 
-    console = wide_console(110)
-    table = Table(title="requests per second (redis-benchmark, 50 clients)")
-    table.add_column("server")
-    for test in TESTS:
-        for pipeline in (1, 16):
-            table.add_column(f"{test.split('_')[0]} -P {pipeline}", justify="right")
+    console = wide_console(150)
+    for target in targets:
+        console.print(f"[dim]measuring {target.name} ...[/dim]")
+        measure(target, options.requests, options.keys)
 
-    targets: list[tuple[str, list[str], bool, int]] = [
-        (f"chapter {n:02d}" + (" (1 client)" if n in ONE_CLIENT_CHAPTERS else ""),
-         server_command(path), n >= FIRST_KV_CHAPTER, 1 if n in ONE_CLIENT_CHAPTERS else 50)
-        for n, path in chapters.items() if n >= 4
-    ]  # fmt: skip
-    targets.append(("real Redis", ["redis-server", "--save", "", "--appendonly", "no"], True, 50))
-    for name, command, kv, clients in targets:
-        console.print(f"measuring {name} ...")
-        server = ServerProcess(command, own_server=False)
-        try:
-            figures = measure(server, kv, clients, options.requests)
-        finally:
-            server.stop()
-        cells = [f"{figures[(t, p)]:,.0f}" if (t, p) in figures else "-" for t in TESTS for p in (1, 16)]
-        table.add_row(name, *cells)
+    ceiling, redis_ = targets[0], targets[-1]
+    table = Table(title=f"requests per second (redis-benchmark, {CLIENTS} clients, -r {RANDOM_KEYS:,}): "
+                  "figure, then x ceiling / x Redis, same run")  # fmt: skip
+    table.add_column("server", no_wrap=True)
+    columns = [(test, pipeline) for pipeline in PIPELINES for test in ("SET", "GET")]
+    for test, pipeline in columns:
+        table.add_column(f"{test} -P {pipeline}", justify="right", no_wrap=True)
+    table.add_column("GET -P 16 ms\np50/p99/max", justify="right", no_wrap=True)
+    table.add_column("RSS / 1M keys", justify="right", no_wrap=True)
+    for target in targets:
+        cells = []
+        for test, pipeline in columns:
+            key = (test, pipeline) if target.kv else ("PING_MBULK", pipeline)
+            value = target.rps.get(key)
+            if value is None or (not target.kv and test == "GET"):
+                cells.append("-")
+                continue
+            base = (test, pipeline)
+            label = "PING " if not target.kv else ""
+            cells.append(
+                f"{label}{value:,.0f}\n{ratio(value, ceiling.rps.get(base))} / {ratio(value, redis_.rps.get(base))}"
+            )
+        latency = target.latency
+        cells.append(f"{latency['p50']:.2f} / {latency['p99']:.2f} / {latency['max']:.2f}" if latency else "-")
+        rss = target.rss_per_million
+        rss_cell = "-" if rss is None else f"{rss / 2**20:.0f} MB\n{ratio(rss, redis_.rss_per_million)} x Redis"
+        cells.append(rss_cell)
+        table.add_row(target.name, *cells)
     console.print(table)
 
 

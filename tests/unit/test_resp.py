@@ -104,3 +104,62 @@ def test_parse_integer_accepts(text, value):
 @pytest.mark.parametrize("text", [b"", b"+1", b" 1", b"1 ", b"01", b"-0", b"1_0", b"9223372036854775808", b"0x10"])
 def test_parse_integer_rejects(text):
     assert parse_integer(text) is None
+
+
+class IncrementalOnly(RequestParser):
+    """The parser without its fast path for requests that arrive whole."""
+
+    def _parse_whole_request(self) -> None:
+        return None
+
+
+def outcome(parser: RequestParser, chunks: list[bytes]) -> tuple[list[list[bytes]], str | None]:
+    """The requests parsed, and the protocol error that stopped the parser, if any."""
+    requests = []
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            while (request := parser.next_request()) is not None:
+                requests.append(request)
+    except ProtocolError as error:
+        return requests, str(error)
+    return requests, None
+
+
+# Headers as a client (or an attacker) may write them: canonical, with a sign,
+# leading zeros, spaces, too long, or not numbers at all.
+odd_numbers = st.sampled_from([b"0", b"1", b"2", b"01", b"+1", b"-1", b" 1", b"1 ", b"", b"x", b"99999999999", b"3"])
+
+
+def spelled(number: int, how: str) -> bytes:
+    """`number` written canonically, or as a lenient parser would also accept it."""
+    return {"canonical": b"%d", "zero": b"0%d", "plus": b"+%d", "space": b" %d", "after": b"%d ", "big": b"%d0"}[
+        how
+    ] % number
+
+
+@st.composite
+def odd_requests(draw) -> bytes:
+    """A multibulk request with some of its length lines spelled oddly."""
+    args = draw(arguments)
+    ways = st.sampled_from(["canonical", "canonical", "zero", "plus", "space", "after", "big"])
+    request = b"*" + spelled(len(args), draw(ways)) + b"\r\n"
+    for arg in args:
+        request += b"$" + spelled(len(arg), draw(ways)) + b"\r\n" + arg + b"\r\n"
+    return request
+
+
+pieces = st.one_of(
+    arguments.map(lambda args: encode_command(*args)),
+    odd_requests(),
+    st.tuples(st.sampled_from([b"*", b"$"]), odd_numbers).map(lambda parts: parts[0] + parts[1] + b"\r\n"),
+    st.binary(max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(stream=st.lists(pieces, min_size=1, max_size=10).map(b"".join), cuts=st.lists(st.integers(0, 400), max_size=8))
+def test_the_fast_path_parses_exactly_as_the_incremental_one(stream, cuts):
+    expected = outcome(IncrementalOnly(), [stream])
+    assert outcome(RequestParser(), [stream]) == expected
+    assert outcome(RequestParser(), split_at(stream, cuts)) == expected
