@@ -23,6 +23,7 @@ what real Redis would tell it.
 
 from __future__ import annotations
 
+import io
 import re
 
 # Redis's defaults (proto-max-bulk-len, PROTO_INLINE_MAX_SIZE). Redis allows
@@ -118,9 +119,22 @@ class RequestParser:
         self._args_missing = 0
         self._args_bytes = 0  # the length of the arguments in _args
         self._bulk_length = -1
+        # A big argument arriving: read into place (see _start_big_argument)
+        # rather than into _buffer, and how many of its bytes (CRLF included)
+        # are still to come.
+        self._big: io.BytesIO | None = None
+        self._big_missing = 0
 
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
+        if self._big is not None and self._big_missing:
+            taken = min(len(data), self._big_missing)
+            with memoryview(data) as view:
+                self._big.write(view[:taken])
+            self._big_missing -= taken
+            data = data[taken:]
+            if not data:
+                return
         if self._pos:
             # Drop what was consumed. CPython shrinks a bytearray from the
             # front by moving its start pointer, so this does not copy the
@@ -137,7 +151,8 @@ class RequestParser:
         """The memory held for requests not yet returned: unconsumed bytes,
         plus the arguments already read of a request still arriving. A
         server compares it with its client-query-buffer-limit."""
-        return len(self._buffer) - self._pos + self._args_bytes
+        big = self._big.tell() if self._big is not None else 0
+        return len(self._buffer) - self._pos + self._args_bytes + big
 
     def next_request(self) -> list[bytes] | None:
         """Return the next complete request, or None if more bytes are needed."""
@@ -213,11 +228,18 @@ class RequestParser:
                     raise ProtocolError("Protocol error: invalid bulk length")
                 self._bulk_length = length
             end = self._pos + self._bulk_length
+            if self._big is not None:
+                if self._big_missing:
+                    return False
+                args.append(self._finish_big_argument())
+                end = self._pos - 2  # nothing more to take from _buffer for it
             # Like Redis, skip the two bytes after the payload without
             # checking that they are CRLF.
-            if len(buffer) < end + 2:
+            elif len(buffer) < end + 2:
+                if self._bulk_length >= BIG_ARGUMENT:
+                    self._start_big_argument()
                 return False
-            if self._bulk_length < BIG_ARGUMENT:
+            elif self._bulk_length < BIG_ARGUMENT:
                 args.append(bytes(buffer[self._pos : end]))
             else:
                 with memoryview(buffer) as view:  # released at once: a viewed bytearray cannot grow
@@ -227,6 +249,32 @@ class RequestParser:
             self._bulk_length = -1
             self._args_missing -= 1
         return True
+
+    def _start_big_argument(self) -> None:
+        """A big argument has begun to arrive: from now on its bytes go
+        straight into a buffer of its final size, as Redis reads a big
+        argument into place, instead of growing _buffer and then being
+        copied out of it (two copies at the peak: 256 MB for a 128 MB SET).
+
+        The buffer is a BytesIO over bytes(n): calloc'd, so pages cost RSS
+        only as they are written; and since the BytesIO is the only owner,
+        its writes go in place and getvalue() hands over that same bytes
+        object, with no copy (CPython's BytesIO shares its buffer).
+        """
+        length = self._bulk_length + 2  # the payload and its CRLF
+        self._big = io.BytesIO(bytes(length))
+        with memoryview(self._buffer) as view:
+            self._big.write(view[self._pos :])
+        self._big_missing = length - (len(self._buffer) - self._pos)
+        self._pos = len(self._buffer)
+
+    def _finish_big_argument(self) -> bytes:
+        big, self._big = self._big, None
+        assert big is not None
+        big.truncate(self._bulk_length)  # the CRLF is skipped unchecked, as Redis does
+        value = big.getvalue()
+        big.close()
+        return value
 
     def _parse_whole_request(self) -> list[bytes] | None:
         """The fast path: a multibulk request that is complete in the buffer

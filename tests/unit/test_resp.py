@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.resp import ProtocolError, RequestParser, encode_command, parse_integer, split_inline_arguments
+from common.resp import (
+    BIG_ARGUMENT,
+    ProtocolError,
+    RequestParser,
+    encode_command,
+    parse_integer,
+    split_inline_arguments,
+)
 
 pytestmark = pytest.mark.since(4)
 
@@ -163,3 +170,26 @@ def test_the_fast_path_parses_exactly_as_the_incremental_one(stream, cuts):
     expected = outcome(IncrementalOnly(), [stream])
     assert outcome(RequestParser(), [stream]) == expected
     assert outcome(RequestParser(), split_at(stream, cuts)) == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(BIG_ARGUMENT - 2, BIG_ARGUMENT + 70_000), min_size=1, max_size=3),
+    cuts=st.lists(st.integers(0, 3 * BIG_ARGUMENT), max_size=12),
+)
+def test_big_arguments_are_read_into_place_whatever_the_split(sizes, cuts):
+    requests = [[b"SET", b"k%d" % i, bytes([i % 256]) * size + b"\r\nend"] for i, size in enumerate(sizes)]
+    stream = b"".join(encode_command(*request) for request in requests) + encode_command("PING")
+    assert parse_all(split_at(stream, cuts)) == [*requests, [b"PING"]]
+    assert outcome(RequestParser(), split_at(stream, cuts)) == outcome(IncrementalOnly(), [stream])
+
+
+def test_a_big_argument_counts_toward_the_query_buffer_as_it_arrives():
+    parser = RequestParser()
+    parser.feed(b"*2\r\n$4\r\nECHO\r\n$100000\r\n" + b"x" * 40_000)
+    assert parser.next_request() is None
+    assert parser.pending_bytes() == 4 + 40_000
+    parser.feed(b"x" * 60_000 + b"\r\n*1\r\n$4\r\nPING\r\n")
+    assert parser.next_request() == [b"ECHO", b"x" * 100_000]
+    assert parser.next_request() == [b"PING"]
+    assert parser.pending_bytes() == 0
