@@ -11,7 +11,7 @@ and every operation moves a bounded number of nodes from old to new.
 Design, following the book:
 
 * A table is a plain Python list of chain heads whose length is a power of
-  two, so the bucket of a hash is ``hcode & mask``.
+  two, so the bucket of a key is ``hash(key) & mask``.
 * Collisions chain through the nodes themselves (``node.hnext``).
 * When the map holds more than MAX_LOAD_FACTOR nodes per bucket, a table
   twice the size becomes the newer table and the full one the older; every
@@ -20,16 +20,20 @@ Design, following the book:
   and pops search both.
 
 It is intrusive: a node is any object with the attributes ``key`` (hashable,
-compared with ==), ``hcode`` (the cached hash of key) and ``hnext`` (the
-next node in its chain), so a stored entry costs one object, with no
-wrapper around it. `HNode` is a convenient base class with exactly those
+compared with ==) and ``hnext`` (the next node in its chain), so a stored
+entry costs one object, with no wrapper around it. `HNode` is a convenient base class with exactly those
 slots; a class that already has a slotted base (chapter 11's sorted-set
-node is an AVL node) declares the three slots itself instead.
+node is an AVL node) declares the two slots itself instead.
 
 Hashes come from Python's built-in hash(): it runs in C, str and bytes
 cache theirs (so hashing a key a second time is free), and it is salted
 per process (SipHash for str and bytes), so a client cannot choose keys
 that all fall into one chain (hash flooding).
+
+Unlike the book, a node does not keep its hash (the book's `hcode`). C
+would have to recompute it; a Python bytes or str object caches its own
+hash, and a hash kept as a Python int would cost 40 bytes per key (an int
+object and a slot): a fifth of a small key's memory, for nothing.
 """
 
 from __future__ import annotations
@@ -52,7 +56,6 @@ class Node(Protocol):
     """What the map requires of a node: a key, its cached hash, a chain link."""
 
     key: Any
-    hcode: int
     hnext: Any  # the next node in the chain, or None
 
 
@@ -62,11 +65,10 @@ N = TypeVar("N", bound=Node)
 class HNode:
     """A base class for hashtable nodes; subclasses add their payload."""
 
-    __slots__ = ("key", "hcode", "hnext")
+    __slots__ = ("key", "hnext")
 
     def __init__(self, key: Any) -> None:
         self.key = key
-        self.hcode = 0  # set by HMap.insert
         self.hnext: HNode | None = None
 
 
@@ -115,26 +117,24 @@ class HMap(Generic[N]):
         if self._older is not None:
             self._help_rehashing()
         hcode = hash(key)
-        # Comparing the cached hashes first skips most == calls on the chain.
         node = self._newer[hcode & self._newer_mask]
         while node is not None:
-            if node.hcode == hcode and node.key == key:
+            if node.key == key:
                 return node
             node = node.hnext
         older = self._older
         if older is not None:
             node = older[hcode & self._older_mask]
             while node is not None:
-                if node.hcode == hcode and node.key == key:
+                if node.key == key:
                     return node
                 node = node.hnext
         return None
 
     def insert(self, node: N) -> None:
-        """Add `node`, whose key must not be in the map yet; sets node.hcode."""
-        hcode = node.hcode = hash(node.key)
+        """Add `node`, whose key must not be in the map yet."""
         newer = self._newer
-        index = hcode & self._newer_mask
+        index = hash(node.key) & self._newer_mask
         node.hnext = newer[index]
         newer[index] = node
         self._size += 1
@@ -149,9 +149,9 @@ class HMap(Generic[N]):
         if self._older is not None:
             self._help_rehashing()
         hcode = hash(key)
-        node = _detach(self._newer, hcode & self._newer_mask, hcode, key)
+        node = _detach(self._newer, hcode & self._newer_mask, key)
         if node is None and self._older is not None:
-            node = _detach(self._older, hcode & self._older_mask, hcode, key)
+            node = _detach(self._older, hcode & self._older_mask, key)
             if node is not None:
                 self._older_size -= 1
         if node is not None:
@@ -191,7 +191,7 @@ class HMap(Generic[N]):
                 position += 1
                 continue
             older[position] = node.hnext
-            index = node.hcode & newer_mask
+            index = hash(node.key) & newer_mask  # bytes and str cache their hash: no rehashing cost
             node.hnext = newer[index]
             newer[index] = node
             left -= 1
@@ -200,12 +200,12 @@ class HMap(Generic[N]):
             self._older = None
 
 
-def _detach(table: list[Any], index: int, hcode: int, key: Any) -> Any:
+def _detach(table: list[Any], index: int, key: Any) -> Any:
     """Unlink and return the node with `key` from the chain at table[index], or None."""
     previous = None
     node = table[index]
     while node is not None:
-        if node.hcode == hcode and node.key == key:
+        if node.key == key:
             if previous is None:
                 table[index] = node.hnext
             else:

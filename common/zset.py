@@ -8,7 +8,7 @@ of question fast:
   -> an AVL tree ordered by (score, member) (common/avl.py)
 
 Both indexes hold the same `ZNode` objects: each node is at once a
-hashtable entry (key, hcode, hnext) and an AVL node (left, right, parent,
+hashtable entry (key, hnext) and an AVL node (left, right, parent,
 height, count), as the book does with two intrusive links in one struct.
 A member costs one object, and finding a node by member also finds its
 place in the order.
@@ -39,17 +39,16 @@ from common.hashtable import HMap
 class ZNode(AVLNode):
     """One member of a sorted set: an AVL node that is also a hashtable node.
 
-    The hashtable's slots (key, hcode, hnext) are declared here rather than
+    The hashtable's slots (key, hnext) are declared here rather than
     inherited from HNode, because Python allows only one base with slots.
     `key` is the member.
     """
 
-    __slots__ = ("key", "hcode", "hnext", "score")
+    __slots__ = ("key", "hnext", "score")
 
     def __init__(self, member: bytes, score: float) -> None:
         super().__init__()
         self.key = member
-        self.hcode = 0
         self.hnext: ZNode | None = None
         self.score = score
 

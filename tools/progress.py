@@ -76,7 +76,7 @@ def main() -> None:
         raise SystemExit("--server needs a {port} placeholder, e.g. 'python my_server.py --port {port}'")
     chapters = discover_chapters()
     chosen = sorted(options.chapters or chapters)
-    console = wide_console()
+    console = wide_console(150)
     missing = [chapter for chapter in chosen if chapter not in chapters]
     if missing:
         raise SystemExit(f"no chapter {missing[0]}; chapters are {sorted(chapters)}")

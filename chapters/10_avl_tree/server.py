@@ -44,7 +44,7 @@ MAX_OUTPUT = 1024 * 1024
 
 class Entry(HNode):
     """A key and its value: the hashtable node itself (it inherits the
-    hashtable's `key`, `hcode` and `hnext`), so a key costs one object."""
+    hashtable's `key` and `hnext`), so a key costs one object."""
 
     __slots__ = ("value",)
 

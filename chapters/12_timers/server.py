@@ -55,7 +55,7 @@ DEFAULT_IDLE_TIMEOUT = 300.0  # seconds; --idle-timeout sets it, 0 turns it off
 
 class Entry(HNode):
     """A key and its value: the hashtable node itself (it inherits the
-    hashtable's `key`, `hcode` and `hnext`), so a key costs one object.
+    hashtable's `key` and `hnext`), so a key costs one object.
     The value is a string (bytes) or a sorted set (ZSet)."""
 
     __slots__ = ("value",)

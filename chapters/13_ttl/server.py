@@ -67,7 +67,7 @@ MAX_EXPIRE_WORK = 2000
 
 class Entry(HNode):
     """A key and its value: the hashtable node itself (it inherits the
-    hashtable's `key`, `hcode` and `hnext`), so a key costs one object.
+    hashtable's `key` and `hnext`), so a key costs one object.
     The value is a string (bytes) or a sorted set (ZSet).
 
     A key with a TTL is also an item of the expiry heap: `deadline` is when

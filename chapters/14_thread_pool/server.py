@@ -69,7 +69,7 @@ DEFAULT_FREE_SLICE = 1000
 
 class Entry(HNode):
     """A key and its value: the hashtable node itself (it inherits the
-    hashtable's `key`, `hcode` and `hnext`), so a key costs one object.
+    hashtable's `key` and `hnext`), so a key costs one object.
     The value is a string (bytes) or a sorted set (ZSet).
 
     A key with a TTL is also an item of the expiry heap: `deadline` is when

@@ -25,10 +25,10 @@ class Item(HNode):
 class SelfSlottedItem:
     """A node that declares the three slots itself, as chapter 11's sorted-set node must."""
 
-    __slots__ = ("key", "hcode", "hnext", "value")
+    __slots__ = ("key", "hnext", "value")
 
     def __init__(self, key: Any, value: Any = None) -> None:
-        self.key, self.hcode, self.hnext, self.value = key, 0, None, value
+        self.key, self.hnext, self.value = key, None, value
 
 
 class Colliding:
@@ -59,7 +59,7 @@ def check_structure(hmap: HMap) -> None:
         count = 0
         for index, node in enumerate(table):
             while node is not None:
-                assert node.hcode == hash(node.key) and node.hcode & mask == index
+                assert hash(node.key) & mask == index
                 count += 1
                 node = node.hnext
         counts.append(count)
