@@ -234,7 +234,7 @@ def describe(item: pytest.Item, excinfo: pytest.ExceptionInfo, when: str) -> Fin
         add(("expected", f"{show_reply(error.expected)}   <- {error.source}'s reply"))
         add(("received", show_reply(error.received)))
     elif isinstance(error, NoReply | ConnectionClosed | ConnectionError | redis.ConnectionError | redis.TimeoutError):
-        what = {NoReply: str(error), ConnectionClosed: "the server closed the connection"}.get(type(error))
+        what = {NoReply: str(error), ConnectionClosed: f"the server {error}"}.get(type(error))
         add(("problem", what or f"{type(error).__name__}: {first_line(error)}"))
         if (waiting := waiting_exchange()) is not None:
             add(("waiting", f"for the reply to {show_sent(waiting)}"))

@@ -58,6 +58,15 @@ def grade(chapter: int, server: str) -> dict:
         return {"error": " / ".join(tail) or f"pytest exited with status {run.returncode}"}
 
 
+def finding_rank(finding: dict) -> int:
+    labels = [label for label, _ in finding["lines"]]
+    if "sent" in labels:
+        return 0
+    if "waiting" in labels:  # a raw request the server did not answer properly
+        return 1
+    return 3 if labels[:1] == ["server"] else 2
+
+
 def next_chapter(results: dict[int, dict]) -> int | None:
     """The first failing chapter after the last one that passes entirely."""
     passing = [n for n, r in results.items() if "error" not in r and r["failed"] == 0 and r["total"]]
@@ -94,8 +103,9 @@ def main() -> None:
         if "error" in result:
             table.add_row(f"{chapter:02d}", title, "[red]-[/red]", result["error"])
             continue
-        # A check that ran before one the server could not even start for (an option it lacks yet).
-        findings = sorted(result["findings"], key=lambda finding: finding["lines"][0][0] == "server")
+        # The most actionable first: a command and its reply, then other checks, then the tests
+        # the server could not even start for (an option it lacks yet).
+        findings = sorted(result["findings"], key=finding_rank)
         passed = f"{result['passed']}/{result['total']}"
         style = "green" if result["failed"] == 0 else "red"
         table.add_row(
