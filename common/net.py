@@ -18,8 +18,8 @@ project's virtual environment) logs are coloured; otherwise plain logging.
 from __future__ import annotations
 
 import argparse
-import gc
 import errno
+import gc
 import logging
 import os
 import resource
