@@ -64,6 +64,8 @@ class DList:
 
     def move_to_back(self, node: DListNode) -> None:
         """Detach `node` if it is in a list, then append it."""
+        if node.next is self._sentinel:
+            return  # already last: a connection is touched twice per request (read, then reply sent)
         self.detach(node)
         self.push_back(node)
 
