@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, NoReturn
 
 from common.config import memory_argument
@@ -132,10 +133,18 @@ def serve(run: Callable[[], None]) -> None:
     their `with` blocks and end with status 0 instead of a traceback.
     """
 
-    def interrupt(signum: int, frame: object) -> None:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        # Python runs this handler between any two bytecodes, also inside the
+        # garbage collector's callback (freeze_survivors), where an exception
+        # is printed and dropped ("Exception ignored"): the server would go
+        # on. There, try again a moment later (SIGALRM comes back here).
+        if frame is not None and frame.f_code is _after_collection.__code__:
+            signal.setitimer(signal.ITIMER_REAL, 0.001)
+            return
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(signum, interrupt)
     freeze_survivors()
     try:
         run()
@@ -160,13 +169,14 @@ def freeze_survivors() -> None:
 
     Introduced with chapter 08's hashtable; every server calls it through serve().
     """
+    if _after_collection not in gc.callbacks:
+        gc.callbacks.append(_after_collection)
 
-    def after_collection(phase: str, info: dict[str, int]) -> None:
-        if phase == "stop" and info["generation"] >= 1:
-            gc.freeze()
 
-    if after_collection not in gc.callbacks:
-        gc.callbacks.append(after_collection)
+def _after_collection(phase: str, info: dict[str, int]) -> None:
+    """gc.callbacks entry: freeze what survived a collection of generation 1 or 2."""
+    if phase == "stop" and info["generation"] >= 1:
+        gc.freeze()
 
 
 def max_clients_for_fd_limit(requested: int) -> int:

@@ -39,6 +39,7 @@ SHORTER = {
     "make demo-chapter 8": "make demo-chapter 8 ARGS='--keys 20000'",
     "make demo-chapter 11": "make demo-chapter 11 ARGS='--members 20000'",
     "make demo-chapter 14": "make demo-chapter 14 ARGS='--members 20000'",
+    "make demo-chapter 15": "make demo-chapter 15 ARGS='--connections 1000 --requests 5000'",
     ".venv/bin/python tools/redis_suite.py redis": ".venv/bin/python tools/redis_suite.py redis --files unit/quit",
 }
 

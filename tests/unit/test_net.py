@@ -1,5 +1,6 @@
 """common/net.py: the garbage-collector policy every server runs with (freeze_survivors)."""
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -42,3 +43,37 @@ def test_survivors_are_frozen_and_young_cycles_still_collected():
     assert int(frozen) >= 100_000
     assert collected == "True"
     assert int(oldest) < 1_000  # the full pass has next to nothing left to walk
+
+
+BUSY_COLLECTING = textwrap.dedent(
+    """
+    import gc
+    from common.net import serve
+
+    keep = [object() for _ in range(100_000)]
+
+    def run():
+        print("ready", flush=True)
+        while True:
+            gc.collect(1)  # nearly all the time in collections and their callback
+
+    serve(run)
+    print("clean exit", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_sigterm_is_not_lost_inside_the_collector_callback(attempt):
+    """A KeyboardInterrupt raised inside a gc callback is printed and dropped
+    by Python; the server must still stop on SIGTERM."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", BUSY_COLLECTING], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert process.stdout.readline() == "ready\n"
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "clean exit" in output, output
