@@ -17,8 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +102,13 @@ class ServerProcess:
     def output(self) -> str:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")
+
+    def memory(self, field: str = "VmRSS") -> int:
+        """The server's memory in bytes, from /proc: VmRSS (resident now) or VmHWM (its peak)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no {field} in /proc/{self.process.pid}/status")
 
     def assert_alive(self) -> None:
         code = self.process.poll()

@@ -55,14 +55,6 @@ def test_thousand_concurrent_connections(server):
             sock.close()
 
 
-def resident_memory(pid: int) -> int:
-    """The process's resident set size in bytes, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
 @pytest.mark.since(7)
 @pytest.mark.readme("Pipelining and backpressure", chapter=6)
 def test_output_to_a_client_that_does_not_read_is_capped(server, key):
@@ -75,7 +67,7 @@ def test_output_to_a_client_that_does_not_read_is_capped(server, key):
     count = 1000
     with server.connect() as client:
         assert client.command("SET", key(), value) == b"+OK\r\n"
-        before = resident_memory(server.process.pid)
+        before = server.memory()
         client.send(encode_command("GET", key()) * count)
         peak = before
         for _ in range(20):  # give an uncapped server time to show itself
@@ -84,7 +76,7 @@ def test_output_to_a_client_that_does_not_read_is_capped(server, key):
                 client.sock.recv(1, socket.MSG_PEEK)
             except TimeoutError:
                 pass
-            peak = max(peak, resident_memory(server.process.pid))
+            peak = max(peak, server.memory())
         client.sock.settimeout(60)
         expected = b"$%d\r\n%s\r\n" % (len(value), value)
         for _ in range(count):

@@ -68,13 +68,6 @@ def run_benchmark(port: int, tests: str, clients: int, pipeline: int, requests: 
     return [row for row in rows[1:] if row]
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
 def load_keys(port: int, count: int, batch: int = 10_000) -> None:
     """SET key:0 .. key:count-1 to a 3-byte value (redis-benchmark's default size), pipelined."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -103,9 +96,9 @@ def measure(target: Target, requests: int, keys: int) -> None:
                 if row[0] in ("GET", "PING_MBULK") and pipeline == 16:
                     target.latency = {"p50": float(row[4]), "p99": float(row[6]), "max": float(row[7])}
         if target.kv and keys:
-            before = rss_bytes(server.process.pid)
+            before = server.memory()
             load_keys(server.port, keys)
-            target.rss_per_million = (rss_bytes(server.process.pid) - before) / keys * 1_000_000
+            target.rss_per_million = (server.memory() - before) / keys * 1_000_000
     finally:
         server.stop()
 
