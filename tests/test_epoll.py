@@ -11,11 +11,11 @@ shared; chapters/15_epoll/c10k_bench.py measures.)
 
 from __future__ import annotations
 
-import resource
 import socket
 
 import pytest
 
+from common.net import raise_open_files_limit
 from tests.support import in_ci
 
 MOST = 10_000  # Redis's default maxclients
@@ -30,17 +30,14 @@ pytestmark = [
 
 
 def open_files() -> int:
-    """Raise this process's soft open-files limit as far as MOST connections
+    """Raise this process's open-files limit as far as MOST connections
     need; returns how many it allows. Fewer than LEAST: skip (fail in CI)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    allowed = MOST if hard == resource.RLIM_INFINITY else min(MOST, hard - SPARE_FDS)
+    allowed = raise_open_files_limit(MOST + SPARE_FDS) - SPARE_FDS
     if allowed < LEAST:
-        message = f"the open-files hard limit ({hard}) allows fewer than {LEAST} connections"
+        message = f"the open-files limit allows {allowed} connections, fewer than {LEAST}"
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
-    if soft != resource.RLIM_INFINITY and soft < allowed + SPARE_FDS:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (allowed + SPARE_FDS, hard))
     return allowed
 
 

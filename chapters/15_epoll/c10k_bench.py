@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import resource
 import selectors
 import shutil
 import socket
@@ -41,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import redis  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from common.net import raise_open_files_limit  # noqa: E402
 from tests.support import CHAPTERS_DIR, ServerProcess, server_command  # noqa: E402
 from tools.report import wide_console  # noqa: E402
 
@@ -55,15 +55,6 @@ class Load:
     rps: float
     cpu_per_request_us: float
     cpu_per_cycle_us: float | None
-
-
-def raise_own_fd_limit(wanted: int) -> int:
-    """Raise this process's soft open-files limit toward `wanted`; returns what it is now."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def server_stats(port: int) -> tuple[float, int | None, int]:
@@ -160,7 +151,7 @@ def main() -> None:
     for tool in ("redis-server", "redis-benchmark"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (Debian: apt-get install redis-server redis-tools)")
-    allowed = raise_own_fd_limit(options.connections + SPARE_FDS) - SPARE_FDS
+    allowed = raise_open_files_limit(options.connections + SPARE_FDS) - SPARE_FDS
     if allowed < options.connections:
         print(f"the open-files hard limit allows {allowed} connections, not {options.connections}: using {allowed}")
         options.connections = allowed

@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.chapters import load_chapter  # noqa: E402
-from common.net import Acceptor, parse_options, raise_open_files_limit  # noqa: E402
+from common.net import RESERVED_FDS, Acceptor, parse_options, raise_open_files_limit  # noqa: E402
 
 chapter14 = load_chapter(14)  # the server this chapter changes: all but its event loop
 
@@ -82,7 +82,7 @@ def run_event_loop(acceptor: Acceptor) -> None:
 
 def main() -> None:
     options = parse_options("Chapter 15: epoll and ten thousand clients", chapter14.add_options, client_limits=True)
-    raise_open_files_limit(options.maxclients)
+    raise_open_files_limit(options.maxclients + RESERVED_FDS)
     chapter14.configure(options)
     chapter14.serve_with(run_event_loop, options)
 
