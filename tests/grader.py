@@ -230,12 +230,12 @@ def describe(item: pytest.Item, excinfo: pytest.ExceptionInfo, when: str) -> Fin
         # The server fixture: it did not start with these tests' options, or died, or printed a traceback.
         add(("server", str(error).strip() if when == "setup" else f"at the end of the tests: {str(error).strip()}"))
     elif isinstance(error, ReplyMismatch):
-        add(("sent", " ".join(show_argument(argument) for argument in error.sent)))
+        add(("sent", show_sent(Exchange(error.sent))))
         add(("expected", f"{show_reply(error.expected)}   <- {error.source}'s reply"))
         add(("received", show_reply(error.received)))
     elif isinstance(error, NoReply | ConnectionClosed | ConnectionError | redis.ConnectionError | redis.TimeoutError):
         what = {NoReply: str(error), ConnectionClosed: f"the server {error}"}.get(type(error))
-        add(("problem", what or f"{type(error).__name__}: {first_line(error)}"))
+        add(("problem", what or error_text(error)))
         if (waiting := waiting_exchange()) is not None:
             add(("waiting", f"for the reply to {show_sent(waiting)}"))
         add(("check", failing_line(item, excinfo)))
@@ -251,13 +251,14 @@ def describe(item: pytest.Item, excinfo: pytest.ExceptionInfo, when: str) -> Fin
         add(("received", show(received)))
     else:
         add(("check", failing_line(item, excinfo)))
-        add(("problem", f"{type(error).__name__}: {first_line(error)}" if str(error) else type(error).__name__))
+        add(("problem", error_text(error)))
     return finding
 
 
-def first_line(error: BaseException) -> str:
+def error_text(error: BaseException) -> str:
+    """The exception's type and the first line of its message."""
     lines = str(error).strip().splitlines()
-    return lines[0] if lines else ""
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 # --- hooks ----------------------------------------------------------------------
@@ -272,7 +273,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "readme(section, chapter=N): the README section that teaches what a test checks")
     config.stash[FINDINGS] = []
     config.stash[COUNTS] = {"passed": 0, "failed": 0, "total": 0}
-    config.stash[SEEN_ERRORS] = set()
+    config.stash[SEEN_ERRORS] = []
     if graded(config) and not config.getoption("--pytest-details"):
         config.option.tbstyle = "no"
         config.option.reportchars = ""
@@ -280,7 +281,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 FINDINGS = pytest.StashKey[list[Finding]]()
 COUNTS = pytest.StashKey[dict[str, int]]()
-SEEN_ERRORS = pytest.StashKey[set[int]]()
+SEEN_ERRORS = pytest.StashKey[list[BaseException]]()  # kept alive: compared by identity
 STOPPED = pytest.StashKey[bool]()
 
 
@@ -307,9 +308,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.failed and call.excinfo is not None:
         counts["failed"] += report.when != "teardown"
         # A module's server fixture fails every test of the module with one exception: report it once.
+        # (By identity, with the exceptions kept: an id() alone could be reused by a later failure.)
         seen = item.config.stash[SEEN_ERRORS]
-        if graded(item.config) and id(call.excinfo.value) not in seen:
-            seen.add(id(call.excinfo.value))
+        if graded(item.config) and not any(error is call.excinfo.value for error in seen):
+            seen.append(call.excinfo.value)
             item.config.stash[FINDINGS].append(describe(item, call.excinfo, report.when))
     return report
 
