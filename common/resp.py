@@ -37,9 +37,10 @@ MAX_INLINE_LENGTH = 64 * 1024
 # disconnected. Without it, a client could declare a million 512 MB
 # arguments and keep sending.
 MAX_QUERY_BUFFER = 1024 * 1024 * 1024
-# Arguments at least this long are copied out of the input buffer through a
-# memoryview: slicing a bytearray and then calling bytes() would copy them
-# twice, holding three copies at once (Redis's PROTO_MBULK_BIG_ARG).
+# Arguments at least this long are read into a buffer of their own as they
+# arrive (RequestParser._start_big_argument), or, if one arrived whole in a
+# single read, copied out through a memoryview: slicing a bytearray and then
+# calling bytes() would copy it twice (Redis's PROTO_MBULK_BIG_ARG).
 BIG_ARGUMENT = 32 * 1024
 
 CRLF = b"\r\n"
@@ -162,7 +163,7 @@ class RequestParser:
                     return None
                 if self._buffer[self._pos] == ASTERISK and (request := self._parse_whole_request()) is not None:
                     return request
-                if self._buffer[self._pos] != ord("*"):
+                if self._buffer[self._pos] != ASTERISK:
                     request = self._parse_inline()
                     if request is None or request:
                         return request
