@@ -28,7 +28,6 @@ import errno
 import selectors
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from rich.table import Table  # noqa: E402
 
 from common.net import raise_open_files_limit  # noqa: E402
 from tests.support import CHAPTERS_DIR, ServerProcess, server_command  # noqa: E402
+from tools.bench import run_benchmark  # noqa: E402
 from tools.report import wide_console  # noqa: E402
 
 STORM_TIMEOUT = 180.0  # seconds for every client of the storm to get its PONG
@@ -68,9 +68,7 @@ def server_stats(port: int) -> tuple[float, int | None, int]:
 def busy_load(port: int, busy: int, requests: int) -> Load:
     """redis-benchmark's PING from `busy` clients, and the server's CPU spent meanwhile."""
     cpu_before, cycles_before, _ = server_stats(port)
-    command = ["redis-benchmark", "-p", str(port), "-c", str(busy), "-n", str(requests), "-t", "ping_mbulk", "--csv"]
-    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600).stdout
-    rps = float(output.strip().splitlines()[-1].split(",")[1].strip('"'))
+    rps = float(run_benchmark(port, "ping_mbulk", busy, 1, requests)[0][1])
     cpu_after, cycles_after, _ = server_stats(port)
     cpu = cpu_after - cpu_before
     per_cycle = None
