@@ -81,6 +81,7 @@ PATCHES = [
 
 LINE = re.compile(r"^\[(ok|err|ignore|skip|exception)\]: (.*?)(?: \(\d+ ms\))?$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+IN_FILE = re.compile(r" in tests/\S+$")  # how the harness ends the name of a test that failed
 RUN = re.compile(r" \[run \d+\]$")  # the suffix given to the Nth run of a test name
 
 
@@ -148,11 +149,12 @@ def run_file(suite: Path, port: int, name: str, only: tuple[str, ...] = ()) -> F
                 result.finished = True
             continue
         status, test = match.groups()
-        if status in ("err", "exception") and not re.search(r" in tests/\S+$", test):
+        if (where := IN_FILE.search(test)) is not None:
+            test = test[: where.start()]
+        elif status in ("err", "exception"):
             # An error outside any test: the harness names it by its message, which may quote
             # whatever reply came (random in zset.tcl); name it by the message's shape.
             test = "error outside any test: " + re.sub(r"'[^']*'", "'...'", test)[:60].rstrip()
-        test = re.sub(r" in tests/\S+$", "", test)
         runs[test] += 1
         if runs[test] > 1:
             test = f"{test} [run {runs[test]}]"
@@ -161,14 +163,14 @@ def run_file(suite: Path, port: int, name: str, only: tuple[str, ...] = ()) -> F
         elif status in ("ignore", "skip"):
             result.skipped += 1
         else:
-            detail = lines[index + 1].strip() if index + 1 < len(lines) else ""
-            result.failed.append((test, detail[:160]))
-            # The whole error, up to the next status line: in a run of one test, nothing else prints there.
+            # The error, up to the next status line: its first line names the failure; the
+            # whole of it is kept for a run of one test, where nothing else prints there.
             block = []
             for following in lines[index + 1 : index + 6]:
                 if following.startswith("["):
                     break
                 block.append(following.strip())
+            result.failed.append((test, block[0][:160] if block else ""))
             result.errors[test] = " ".join(filter(None, block))[:300]
     return result
 
