@@ -17,9 +17,9 @@ it serves both.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter_ns  # a global name: one lookup less per command than time.perf_counter_ns
 from typing import Any
 
 from common.resp import write_array_header, write_bulk, write_error, write_integer, write_null, write_simple
@@ -77,22 +77,22 @@ class CommandTable:
         nothing the client sent after it.
         """
         name = request[0].lower()
-        if name == b"quit":  # as Redis 7.0, before any check: QUIT always succeeds
-            write_simple(out, "OK")
-            return True
         spec = self.commands.get(name)
         if spec is None:
             write_error(out, unknown_command_message(request))
             return False
-        count = len(request)
-        if (spec.arity > 0 and count != spec.arity) or (spec.arity < 0 and count < -spec.arity):
+        if spec.function is quit_:  # as Redis 7.0, before any check: QUIT always succeeds
+            write_simple(out, "OK")
+            return True
+        count, arity = len(request), spec.arity
+        if count != arity and (arity > 0 or count < -arity):
             spec.rejected_calls += 1
             write_error(out, wrong_arity_message(name))
             return False
         reply_start = len(out)
-        started = time.perf_counter_ns()
+        started = perf_counter_ns()
         spec.function(request[1:], out)
-        spec.nanoseconds += time.perf_counter_ns() - started
+        spec.nanoseconds += perf_counter_ns() - started
         spec.calls += 1
         if out[reply_start] == ERROR_MARK:  # every command replies something
             spec.failed_calls += 1

@@ -12,9 +12,10 @@ mechanisms make sure no client ever sees an expired key, as in Redis:
   MAX_EXPIRE_WORK of them per round so a mass expiry cannot stall clients,
   and poll() sleeps no longer than until the next deadline (or idle timer).
 
-Each entry remembers its own position in the heap (heap_index), so
-changing or removing the TTL of any key (EXPIRE again, PERSIST, SET, DEL)
-is O(log n), with no search.
+A key's TTL is an Expiry object, found by key in a second table (as
+Redis's db->expires), which remembers its own position in the heap
+(heap_index): changing or removing the TTL of any key (EXPIRE again,
+PERSIST, SET, DEL) is O(log n), with no search.
 
 Commands: EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (with NX, XX, GT, LT),
 TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST, and SET's options (EX, PX,
@@ -68,24 +69,44 @@ MAX_EXPIRE_WORK = 2000
 class Entry(HNode):
     """A key and its value: the hashtable node itself (it inherits the
     hashtable's `key` and `hnext`), so a key costs one object.
-    The value is a string (bytes) or a sorted set (ZSet).
-
-    A key with a TTL is also an item of the expiry heap: `deadline` is when
-    it expires (Unix time in milliseconds) and `heap_index` its position in
-    the heap, -1 for a key without a TTL.
+    The value is a string (bytes) or a sorted set (ZSet). A key's TTL is
+    not here but in an Expiry of its own, if it has one.
     """
 
-    __slots__ = ("value", "deadline", "heap_index")
+    __slots__ = ("value",)
 
     def __init__(self, key: bytes, value: bytes | ZSet) -> None:
-        super().__init__(key)
+        # The hashtable's slots are set here rather than by super().__init__():
+        # one Python call less for every new key.
+        self.key = key
+        self.hnext = None
         self.value = value
-        self.deadline = 0
+
+
+class Expiry(HNode):
+    """A key's time to live: a node of the `expires` table, under the same
+    key as its entry, and an item of the expiry heap. `deadline` is when
+    the key expires (Unix time in milliseconds), `heap_index` its place in
+    the heap.
+
+    Unlike the book, whose entries hold their heap index, the TTL is kept
+    apart, as Redis keeps TTLs in a second dictionary (db->expires): a key
+    without one pays nothing for it. Two more slots on every entry would
+    cost 16 MB per million keys, a tenth of a small key's memory.
+    """
+
+    __slots__ = ("deadline", "heap_index")
+
+    def __init__(self, key: bytes, deadline: int) -> None:
+        self.key = key
+        self.hnext = None
+        self.deadline = deadline
         self.heap_index = -1
 
 
-keyspace = HMap()
-expiry_heap = Heap()  # the entries that have a TTL, soonest deadline on top
+keyspace = HMap()  # key -> Entry
+expires = HMap()  # key -> Expiry, for the keys that have a TTL
+expiry_heap = Heap()  # those same Expiry objects, soonest deadline on top
 
 
 def now_ms() -> int:
@@ -97,7 +118,7 @@ def lookup_live(key: bytes) -> Entry | None:
     """The entry at `key`, or None if there is none or it has expired; an
     expired key is deleted on the spot (lazy expiration)."""
     entry = keyspace.lookup(key)
-    if entry is not None and entry.heap_index >= 0 and entry.deadline <= now_ms():
+    if entry is not None and (expiry := expires.lookup(key)) is not None and expiry.deadline <= now_ms():
         delete_entry(entry)
         return None
     return entry
@@ -105,8 +126,9 @@ def lookup_live(key: bytes) -> Entry | None:
 
 def delete_entry(entry: Entry) -> None:
     keyspace.pop(entry.key)
-    if entry.heap_index >= 0:
-        expiry_heap.remove(entry)
+    expiry = expires.pop(entry.key)
+    if expiry is not None:
+        expiry_heap.remove(expiry)
     discard(entry.value)
 
 
@@ -122,24 +144,33 @@ def discard(value: bytes | ZSet) -> None:
 
 def set_deadline(entry: Entry, deadline: int | None) -> None:
     """Give `entry` a TTL ending at `deadline` (Unix ms), or none at all."""
+    expiry = expires.lookup(entry.key)
     if deadline is None:
-        if entry.heap_index >= 0:
-            expiry_heap.remove(entry)
-    elif entry.heap_index >= 0:
-        expiry_heap.update(entry, deadline)
+        if expiry is not None:
+            expires.pop(entry.key)
+            expiry_heap.remove(expiry)
+    elif expiry is not None:
+        expiry_heap.update(expiry, deadline)
     else:
-        entry.deadline = deadline
-        expiry_heap.push(entry)
+        expiry = Expiry(entry.key, deadline)
+        expires.insert(expiry)
+        expiry_heap.push(expiry)
+
+
+def deadline_of(key: bytes) -> int | None:
+    """When `key` expires (Unix ms), or None if it has no TTL."""
+    expiry = expires.lookup(key)
+    return None if expiry is None else expiry.deadline
 
 
 def expire_keys() -> None:
     """Delete keys whose deadline has passed, MAX_EXPIRE_WORK at most (active expiration)."""
     now = now_ms()
     for _ in range(MAX_EXPIRE_WORK):
-        entry = expiry_heap.peek()
-        if entry is None or entry.deadline > now:
+        expiry = expiry_heap.peek()
+        if expiry is None or expiry.deadline > now:
             return
-        delete_entry(entry)
+        delete_entry(keyspace.lookup(expiry.key))
 
 # --- commands ------------------------------------------------------------------
 # A command takes its arguments (the name excluded) and appends its reply to
@@ -174,6 +205,20 @@ def get(args: list[bytes], out: ReplyBuffer) -> None:
 def set_(args: list[bytes], out: ReplyBuffer) -> None:
     """SET key value [NX | XX] [GET] [EX s | PX ms | EXAT unix-s | PXAT unix-ms | KEEPTTL]"""
     key, value = args[0], args[1]
+    if len(args) == 2:
+        # A plain SET, by far the most frequent write: skip the option
+        # parsing below, which would find nothing. The new value replaces
+        # the old one and drops its TTL, expired or not, so a plain lookup
+        # does: lookup_live would look the TTL up twice.
+        entry = keyspace.lookup(key)
+        if entry is None:
+            keyspace.insert(Entry(key, value))
+        else:
+            discard(entry.value)
+            entry.value = value
+            set_deadline(entry, None)
+        out.simple("OK")
+        return
     flags: set[bytes] = set()
     expiry: tuple[bytes, bytes] | None = None  # (unit option, its argument)
     position = 2
@@ -275,7 +320,7 @@ def keys(args: list[bytes], out: ReplyBuffer) -> None:
     """KEYS pattern: every key matching a Redis glob pattern (O(n): a tool
     for learning and debugging, not for production, as Redis warns)."""
     now = now_ms()
-    names = [entry.key for entry in keyspace if entry.heap_index < 0 or entry.deadline > now]
+    names = [entry.key for entry in keyspace if (deadline := deadline_of(entry.key)) is None or deadline > now]
     # The longest key bounds what compiling the pattern may cost (common/glob.py).
     matches = compile_glob(args[0], max(map(len, names), default=0))
     out.bulk_array([name for name in names if matches(name)])
@@ -294,6 +339,7 @@ def flushdb(args: list[bytes], out: ReplyBuffer) -> None:
     for entry in keyspace:
         discard(entry.value)
     keyspace.clear()
+    expires.clear()
     expiry_heap.clear()
     out.simple("OK")
 
@@ -347,7 +393,7 @@ def expire_generic(args: list[bytes], out: ReplyBuffer, name: bytes, unit_ms: in
     if entry is None:
         out.integer(0)
         return
-    current = entry.deadline if entry.heap_index >= 0 else None  # None: no TTL, i.e. infinite
+    current = deadline_of(entry.key)  # None: no TTL, i.e. infinite
     if (
         (b"nx" in flags and current is not None)
         or (b"xx" in flags and current is None)
@@ -377,9 +423,8 @@ def remaining_ms(key: bytes) -> int:
     entry = lookup_live(key)
     if entry is None:
         return -2
-    if entry.heap_index < 0:
-        return -1
-    return max(entry.deadline - now_ms(), 0)
+    deadline = deadline_of(key)
+    return -1 if deadline is None else max(deadline - now_ms(), 0)
 
 
 def expiretime(args: list[bytes], out: ReplyBuffer) -> None:
@@ -396,13 +441,14 @@ def deadline_ms(key: bytes) -> int:
     entry = lookup_live(key)
     if entry is None:
         return -2
-    return entry.deadline if entry.heap_index >= 0 else -1
+    deadline = deadline_of(key)
+    return -1 if deadline is None else deadline
 
 
 def persist(args: list[bytes], out: ReplyBuffer) -> None:
     """Remove a key's TTL: 1 if it had one, else 0."""
     entry = lookup_live(args[0])
-    if entry is None or entry.heap_index < 0:
+    if entry is None or deadline_of(entry.key) is None:
         out.integer(0)
         return
     set_deadline(entry, None)
@@ -818,7 +864,7 @@ COMMANDS = CommandTable(
     }
 )
 # INFO, CONFIG and SELECT: common/admin.py.
-ADMIN = ServerAdmin(COMMANDS, keys=lambda: len(keyspace), expires=lambda: len(expiry_heap))
+ADMIN = ServerAdmin(COMMANDS, keys=lambda: len(keyspace), expires=lambda: len(expires))
 
 
 # --- connections -------------------------------------------------------------
@@ -975,8 +1021,6 @@ def handle_writable(conn: Connection) -> None:
     # Deleting from the front of a bytearray moves its start pointer in
     # CPython; the unsent rest is not copied.
     del conn.outgoing[:sent]
-    if sent:
-        touch(conn)  # a client reading its replies is not idle either
     if len(conn.outgoing) < MAX_OUTPUT and not conn.closing and conn.parser.buffered():
         # Requests held back by MAX_OUTPUT can run now.
         execute_requests(conn)
@@ -1031,6 +1075,9 @@ def run_event_loop(acceptor: Acceptor) -> None:
             if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
                 handle_readable(conn)
             if events & select.POLLOUT and conn.outgoing:
+                # Writable again after a full buffer: the client reads its replies,
+                # so it is not idle. (Its requests touch it in handle_readable.)
+                touch(conn)
                 handle_writable(conn)
             if (conn.closing or conn.input_closed) and not conn.outgoing:
                 close_client(conn, poller, clients)
