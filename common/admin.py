@@ -31,7 +31,7 @@ from common.net import Acceptor
 from common.resp import RequestParser, parse_integer, write_array_header, write_bulk, write_error, write_simple
 
 # The Redis version whose replies the chapters reproduce (HELLO, INFO).
-DEFAULT_SECTIONS = ("server", "clients", "memory", "stats", "replication", "cpu", "keyspace")
+DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace")
 ALL_SECTIONS = (*DEFAULT_SECTIONS, "commandstats")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -81,10 +81,12 @@ class ServerAdmin:
         self.config.add_integer("proto-max-bulk-len", lambda: RequestParser.max_bulk_length,
                                 lambda value: setattr(RequestParser, "max_bulk_length", value),
                                 minimum=1024 * 1024, memory=True)  # fmt: skip
-        # No persistence (until chapter 16): reported as Redis reports it when off,
-        # so that redis-benchmark and monitoring tools read the truth; not settable.
-        self.config.add("save", lambda: "")
-        self.config.add("appendonly", lambda: "no")
+        # No persistence (until chapter 16, which registers its own): reported as
+        # Redis reports it when off, so that redis-benchmark and monitoring tools
+        # read the truth; not settable.
+        if b"save" not in self.config.settings:
+            self.config.add("save", lambda: "")
+            self.config.add("appendonly", lambda: "no")
         self.config.reset_stats.append(self.commands.reset_stats)
 
     # --- SELECT ------------------------------------------------------------------
@@ -229,6 +231,11 @@ class ServerAdmin:
         if self.eventloop_cycles is not None:
             stats["eventloop_cycles"] = self.eventloop_cycles
         return stats
+
+    def info_persistence(self) -> dict[str, object]:
+        """Nothing persists (chapter 16 adds its fields); what Redis's tools wait on is idle."""
+        return {"loading": 0, "async_loading": 0, "rdb_bgsave_in_progress": 0, "aof_enabled": 0,
+                "aof_rewrite_in_progress": 0}  # fmt: skip
 
     def info_replication(self) -> dict[str, object]:
         return {"role": "master", "connected_slaves": 0, "master_repl_offset": 0}

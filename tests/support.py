@@ -81,9 +81,15 @@ class ServerProcess:
         self.argv = [*argv, *extra_args]
         self.own_server = own_server  # ours must exit with status 0; a graded one need not
         self._stderr = tempfile.TemporaryFile()
+        # Our servers run in a directory of their own, deleted afterwards:
+        # from chapter 16 on they write their files (dump.rdb) into the
+        # current one. A learner's command line may name files relative to
+        # the repository, so it runs there.
+        self.workdir = tempfile.TemporaryDirectory(prefix="server-") if isinstance(command, list) else None
         self.process = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr, cwd=ROOT
-        )
+            self.argv, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
+            cwd=self.workdir.name if self.workdir else ROOT,
+        )  # fmt: skip
         self._wait_until_accepting()
 
     def _wait_until_accepting(self) -> None:
@@ -124,9 +130,19 @@ class ServerProcess:
             raise AssertionError(f"server ignored SIGTERM for {STOP_TIMEOUT}s:\n{self.output()}")
         output = self.output()
         self._stderr.close()
+        if self.workdir is not None:
+            self.workdir.cleanup()
         assert "Traceback" not in output, f"server printed a traceback:\n{output}"
         if self.own_server:
             assert code == 0, f"server exited with status {code}:\n{output}"
+
+    def crash(self) -> None:
+        """kill -9: no chance to flush, save or clean up (what a power cut does to a process)."""
+        self.process.kill()
+        self.process.wait(STOP_TIMEOUT)
+        self._stderr.close()
+        if self.workdir is not None:
+            self.workdir.cleanup()
 
     # --- clients ----------------------------------------------------------------
 
