@@ -50,6 +50,9 @@ def fill(client: redis.Redis) -> None:
     client.set(b"long", b"abc" * 40_000)  # compressible: real Redis writes it LZF-compressed
     client.set(b"with-ttl", b"v", px=3_600_000)
     client.zadd(b"small", {b"a": 1, b"b": 2.5, b"c": -3, b"inf": float("inf"), b"-inf": float("-inf")})
+    # A listpack stores integer-looking members and scores as integers, each width its own encoding.
+    # (Long members too, when real Redis is told to keep them in a listpack.)
+    client.zadd(b"small", {b"123": 1000, b"-5": 100_000, b"70000": 2**40, b"m" * 100: -2**33, b"x" * 5000: 0})
     client.zadd(b"large", {b"member:%d" % i: i * 1.5 for i in range(300)})  # past 128: not a listpack
     client.zadd(b"zset-ttl", {b"x": 0.1})
     client.pexpire(b"zset-ttl", 7_200_000)
@@ -84,7 +87,7 @@ def test_real_redis_reads_our_snapshot(server, tmp_path):
 
 
 def test_we_read_real_redis_snapshot(server, tmp_path):
-    theirs = real_redis(tmp_path)
+    theirs = real_redis(tmp_path, "--zset-max-listpack-value", "10000")
     with theirs.redis() as client:
         fill(client)
         expected = state(client)
@@ -272,3 +275,24 @@ def wait_for(condition, timeout: float = 15.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_writes_are_refused_while_snapshots_fail(server, tmp_path):
+    """stop-writes-on-bgsave-error, as in Redis: after a failed BGSAVE
+    (here dump.rdb is a directory, so the rename fails), writes get
+    MISCONF until a snapshot succeeds; reads still work."""
+    ours = launch(server, tmp_path, "--save", "3600 1")
+    (tmp_path / "dump.rdb").mkdir()
+    with ours.redis() as client:
+        client.set(b"k", b"v")
+        client.bgsave()
+        wait_for(lambda: client.info("persistence")["rdb_bgsave_in_progress"] == 0)
+        assert client.info("persistence")["rdb_last_bgsave_status"] == "err"
+        with pytest.raises(redis.ResponseError, match="MISCONF"):
+            client.set(b"k", b"w")
+        assert client.get(b"k") == b"v"
+        (tmp_path / "dump.rdb").rmdir()
+        client.bgsave()
+        wait_for(lambda: client.info("persistence")["rdb_bgsave_in_progress"] == 0)
+        assert client.set(b"k", b"w")
+    ours.stop()

@@ -119,8 +119,18 @@ def write_snapshot(path: Path) -> None:
     file, fsynced, then renamed over `path`, then the directory fsynced
     (so the rename itself survives a power cut)."""
     temporary = path.with_name(f"temp-{os.getpid()}.rdb")
+    try:
+        write_rdb(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+
+
+def write_rdb(path: Path) -> None:
     now = chapter14.now_ms()
-    with open(temporary, "wb") as file:
+    with open(path, "wb") as file:
         writer = RdbWriter(file, checksum=settings.rdbchecksum)
         writer.begin(len(chapter14.keyspace), len(chapter14.expires))
         for entry in chapter14.keyspace:
@@ -135,8 +145,6 @@ def write_snapshot(path: Path) -> None:
         writer.end()
         file.flush()
         os.fsync(file.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
 
 
 def fsync_directory(path: Path) -> None:
@@ -236,15 +244,17 @@ aof_rewrite_scheduled = False
 last_cow_size = {"rdb": 0, "aof": 0}  # bytes the last child of each kind copied
 last_child_seconds = {"rdb": -1, "aof": -1}
 last_child_ok = {"rdb": True, "aof": True}
+latest_fork_usec = 0
 
 
 def start_child(kind: str, work: Callable[[], None], changes: int = 0) -> Child | None:
     """fork(): the child runs `work` on its copy-on-write image of the
     keyspace, as it was at this instant, and exits; the parent goes on."""
-    global child, last_save_attempt
+    global child, last_save_attempt, latest_fork_usec
     if kind == "rdb":
         last_save_attempt = time.monotonic()
     read_end, write_end = os.pipe()
+    forking = time.perf_counter()
     try:
         pid = os.fork()
     except OSError as error:
@@ -255,6 +265,9 @@ def start_child(kind: str, work: Callable[[], None], changes: int = 0) -> Child 
     if pid == 0:
         run_child(work, write_end)  # never returns
     os.close(write_end)
+    # The parent stood still this long: fork() copies the page tables, in
+    # proportion to the memory in use.
+    latest_fork_usec = int((time.perf_counter() - forking) * 1e6)
     child = Child(pid, kind, time.monotonic(), read_end, changes)
     log.info("background %s started by pid %d", "saving" if kind == "rdb" else "AOF rewrite", pid)
     return child
@@ -271,6 +284,8 @@ def run_child(work: Callable[[], None], report: int) -> None:
     try:
         work()
         status = 0
+    except OSError as error:  # the disk's fault, not a bug: no traceback
+        log.error("the background child failed: %s", error)
     except BaseException:
         log.exception("the background child failed")
     finally:
@@ -392,12 +407,35 @@ def absolute_form(name: bytes, args: list[bytes]) -> list[bytes] | None:
 
 
 def logged(name: bytes, function: Callable[[list[bytes], ReplyBuffer], None]) -> Callable:
+    """`function`, a write command, refused while the data cannot be
+    persisted, and logged once executed."""
+
     def run(args: list[bytes], out: ReplyBuffer) -> None:
+        refusal = write_refusal()
+        if refusal:
+            out.error(refusal)
+            return
         reply_start = len(out)
         function(args, out)
         log_write(name, args, out, reply_start)
 
     return run
+
+
+def write_refusal() -> str:
+    """Redis's MISCONF error while writes would not reach the disk, "" otherwise.
+
+    Accepting writes the AOF cannot take would grow its buffer without
+    bound and acknowledge what a restart loses; after a failed BGSAVE the
+    snapshot is stale (Redis's stop-writes-on-bgsave-error yes)."""
+    if aof is not None and aof.write_error:
+        return f"MISCONF Errors writing to the AOF file: {aof.write_error}"
+    if not last_bgsave_ok and settings.save_rules:
+        return ("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. "
+                "Commands that may modify the data set are disabled, because this instance is configured to report "
+                "errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check "
+                "the Redis logs for details about the RDB error.")  # fmt: skip
+    return ""
 
 
 def flush_aof() -> None:
@@ -413,12 +451,13 @@ def flush_aof() -> None:
             aof.write_error = ""
         except OSError as error:
             aof.write_error = str(error)
-        if aof.buffer:  # a short write (disk full?) or an error
+        if aof.buffer:
+            aof.write_error = aof.write_error or "short write (disk full?)"  # a short write (disk full?) or an error
             if settings.appendfsync == "always":
                 # The replies are about to say OK: better stop than lie.
                 log.critical("cannot write the AOF (%s) with appendfsync always: exiting", aof.write_error)
                 os._exit(1)
-            log.error("cannot write the AOF: %s; retrying", aof.write_error or "short write")
+            log.error("cannot write the AOF: %s; refusing writes, retrying", aof.write_error)
             return
     if not aof.unsynced:
         return
@@ -774,6 +813,7 @@ def configure(options: argparse.Namespace) -> None:
     config.add("aof-use-rdb-preamble", lambda: "yes")
     config.add("aof-load-truncated", lambda: "yes")
     chapter14.ADMIN.extra_info["persistence"] = [info_persistence]
+    chapter14.ADMIN.extra_info["stats"] = [lambda: {"latest_fork_usec": latest_fork_usec}]
 
 
 def set_save_rules(text: bytes) -> str | None:
