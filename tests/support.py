@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -157,6 +158,33 @@ class ServerProcess:
             yield client
         finally:
             client.close()
+
+
+class AcknowledgedWriter(threading.Thread):
+    """SETs key:0, key:1, ... (to "0", "1", ...) one at a time until the
+    connection breaks (a crash test kills the server); `acknowledged`
+    counts the SETs the server replied OK to: key:0 to key:<acknowledged - 1>."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.acknowledged = 0
+
+    def run(self) -> None:
+        client = redis.Redis(port=self.port, socket_timeout=REPLY_TIMEOUT)
+        try:
+            while True:
+                client.set(b"key:%d" % self.acknowledged, b"%d" % self.acknowledged)
+                self.acknowledged += 1
+        except redis.ConnectionError:
+            pass
+        finally:
+            client.close()
+
+    def lost(self, port: int) -> int:
+        """How many acknowledged SETs the server on `port` does not hold."""
+        with redis.Redis(port=port, socket_timeout=REPLY_TIMEOUT) as client:
+            return sum(1 for i in range(self.acknowledged) if client.get(b"key:%d" % i) != b"%d" % i)
 
 
 class ConnectionClosed(Exception):

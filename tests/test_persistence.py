@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 import redis
 
 from tests.conftest import require_tool
-from tests.support import ServerProcess
+from tests.support import AcknowledgedWriter, ServerProcess
 
 pytestmark = [pytest.mark.since(16), pytest.mark.readme("Snapshots: RDB")]
 
@@ -133,6 +132,21 @@ def test_save_rules_and_shutdown_keep_the_data(server, tmp_path):
     again.stop()
 
 
+def test_flushall_saves_an_empty_snapshot_at_once(server, tmp_path):
+    """As Redis: with save rules, FLUSHALL writes the (empty) snapshot, so a
+    crash before the next BGSAVE does not bring the keys back."""
+    ours = launch(server, tmp_path, "--save", "3600 1")
+    with ours.redis() as client:
+        client.set(b"k", b"v")
+        assert client.save()
+        client.flushall()
+    ours.crash()
+    again = launch(server, tmp_path, *NO_RULES)
+    with again.redis() as client:
+        assert client.dbsize() == 0
+    again.stop()
+
+
 @pytest.mark.readme("The append-only file")
 def test_aof_replays_and_real_redis_reads_it(server, tmp_path):
     ours = launch(server, tmp_path, *NO_RULES, "--appendonly", "yes", "--appendfsync", "always")
@@ -187,32 +201,19 @@ def test_kill_9_loses_no_acknowledged_write(server, tmp_path, policy):
     reply is what counts here. fsync guards against the machine itself
     going down, which a test cannot do.)"""
     ours = launch(server, tmp_path, *NO_RULES, "--appendonly", "yes", "--appendfsync", policy)
-    acknowledged: list[int] = []
-
-    def write() -> None:
-        client = redis.Redis(port=ours.port, socket_timeout=10)
-        try:
-            for i in range(1_000_000):
-                client.set(b"key:%d" % i, b"%d" % i)
-                acknowledged.append(i)
-        except redis.ConnectionError:
-            pass
-        finally:
-            client.close()
-
-    writer = threading.Thread(target=write)
+    writer = AcknowledgedWriter(ours.port)
     writer.start()
     time.sleep(random.uniform(0.3, 0.8))
     ours.crash()
     writer.join(30)
-    assert acknowledged, "nothing was written before the kill"
+    assert writer.acknowledged, "nothing was written before the kill"
     again = launch(server, tmp_path, *NO_RULES, "--appendonly", "yes")
+    lost = writer.lost(again.port)
     with again.redis() as client:
         stored = client.dbsize()
-        missing = [i for i in acknowledged if client.get(b"key:%d" % i) != b"%d" % i]
     again.stop()
-    assert missing == [], f"{len(missing)} of {len(acknowledged)} acknowledged writes lost"
-    assert stored in (len(acknowledged), len(acknowledged) + 1)  # + the one in flight, if it was logged
+    assert lost == 0, f"{lost} of {writer.acknowledged} acknowledged writes lost"
+    assert stored in (writer.acknowledged, writer.acknowledged + 1)  # + the one in flight, if it was logged
 
 
 @pytest.mark.readme("Crash tests")

@@ -40,6 +40,7 @@ SHORTER = {
     "make demo-chapter 11": "make demo-chapter 11 ARGS='--members 20000'",
     "make demo-chapter 14": "make demo-chapter 14 ARGS='--members 20000'",
     "make demo-chapter 15": "make demo-chapter 15 ARGS='--connections 1000 --requests 5000'",
+    "make demo-chapter 16": "make demo-chapter 16 ARGS='--keys 20000 --requests 2000 --rounds 1'",
     ".venv/bin/python tools/redis_suite.py redis": ".venv/bin/python tools/redis_suite.py redis --files unit/quit",
 }
 

@@ -192,7 +192,7 @@ GC_NOTE = (
 
 ALLOCATION_NOTE = (
     f"Our table doubles when it holds more than {MAX_LOAD_FACTOR} keys per slot, so a new table has one slot "
-    f"per {MAX_LOAD_FACTOR // 2} keys. Allocating it is the one step of a resize still done at once, and it is "
+    f"per {max(MAX_LOAD_FACTOR // 2, 1)} key(s). Allocating it is the one step of a resize still done at once, and it is "
     "O(n): C's calloc can hand out lazily zeroed pages, but `[None] * slots` writes every slot. It is a C loop "
     "of one pointer per slot, so it costs far less than rehashing; the insert that starts a resize also moves "
     "the first nodes. Memory fresh from the OS adds a page fault per 4 KiB touched, so inside the run (the "

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from common.aof import AofError, AofFile, AofTruncated, CommandReader, Manifest  # noqa: E402
 from common.chapters import load_chapter  # noqa: E402
 from common.commands import ERROR_MARK, CommandSpec  # noqa: E402
-from common.net import RESERVED_FDS, Acceptor, fail, log, parse_options, raise_open_files_limit  # noqa: E402
+from common.net import RESERVED_FDS, Acceptor, fail, freeze_survivors, log, parse_options, raise_open_files_limit  # noqa: E402
 from common.rdb import MAGIC, RdbError, RdbReader, RdbWriter  # noqa: E402
 from common.resp import encode_command  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
@@ -99,7 +99,7 @@ class Settings:
 def parse_save_rules(text: str) -> list[tuple[int, int]] | None:
     """ "3600 1 300 100" -> [(3600, 1), (300, 100)]; "" -> []; None if malformed."""
     words = text.split()
-    if len(words) % 2 or not all(word.isdigit() for word in words):
+    if len(words) % 2 or not all(word.isascii() and word.isdigit() and len(word) <= 18 for word in words):
         return None
     return [(int(seconds), int(changes)) for seconds, changes in zip(words[0::2], words[1::2])]
 
@@ -159,15 +159,21 @@ def save(args: list[bytes], out: ReplyBuffer) -> None:
     """SAVE: write the snapshot now, in the event loop; every client waits."""
     if child is not None and child.kind == "rdb":
         out.error("ERR Background save already in progress")
-        return
+    elif save_now():
+        out.simple("OK")
+    else:
+        out.error("ERR")
+
+
+def save_now() -> bool:
+    """Write the snapshot in the event loop; False (and logged) if it failed."""
     try:
         write_snapshot(settings.rdb_path)
     except OSError as error:
-        log.error("SAVE failed: %s", error)
-        out.error("ERR")
-        return
+        log.error("saving %s failed: %s", settings.rdb_path, error)
+        return False
     saved(changes_since_save)
-    out.simple("OK")
+    return True
 
 
 def saved(changes_included: int) -> None:
@@ -379,6 +385,10 @@ def log_write(name: bytes, args: list[bytes], out: ReplyBuffer, reply_start: int
         return
     if name in ZERO_IS_NO_CHANGE and out.startswith(b":0\r\n", reply_start):
         return
+    if name == b"flushall" and settings.save_rules:
+        # As Redis: an empty snapshot at once, or a restart before the next
+        # BGSAVE would bring every key back.
+        save_now()
     changes_since_save += 1
     if aof is None:
         return
@@ -441,25 +451,7 @@ def write_refusal() -> str:
 def flush_aof() -> None:
     """Write what was logged since the last call (once per loop iteration,
     before any reply to it is sent), and fsync as appendfsync says."""
-    if aof is None:
-        return
-    if aof.buffer:
-        try:
-            written = os.write(aof.descriptor, aof.buffer)
-            del aof.buffer[:written]
-            aof.unsynced = True
-            aof.write_error = ""
-        except OSError as error:
-            aof.write_error = str(error)
-        if aof.buffer:
-            aof.write_error = aof.write_error or "short write (disk full?)"  # a short write (disk full?) or an error
-            if settings.appendfsync == "always":
-                # The replies are about to say OK: better stop than lie.
-                log.critical("cannot write the AOF (%s) with appendfsync always: exiting", aof.write_error)
-                os._exit(1)
-            log.error("cannot write the AOF: %s; refusing writes, retrying", aof.write_error)
-            return
-    if not aof.unsynced:
+    if aof is None or not write_aof() or not aof.unsynced:
         return
     if settings.appendfsync == "always":
         os.fsync(aof.descriptor)
@@ -471,6 +463,30 @@ def flush_aof() -> None:
             aof.unsynced, aof.fsync_running = False, True
             # A duplicate descriptor: a rewrite may close the original meanwhile.
             run_in_background(background_fsync, aof, os.dup(aof.descriptor))
+
+
+def write_aof() -> bool:
+    """write() the logged commands to the incr file. False if they could
+    not all be written (disk full?): writes are refused until they are."""
+    assert aof is not None
+    if not aof.buffer:
+        return True
+    try:
+        written = os.write(aof.descriptor, aof.buffer)
+        del aof.buffer[:written]
+        aof.unsynced = True
+    except OSError as error:
+        aof.write_error = str(error)
+    if not aof.buffer:
+        aof.write_error = ""
+        return True
+    aof.write_error = aof.write_error or "short write (disk full?)"
+    if settings.appendfsync == "always":
+        # The replies are about to say OK: better stop than lie.
+        log.critical("cannot write the AOF (%s) with appendfsync always: exiting", aof.write_error)
+        os._exit(1)
+    log.error("cannot write the AOF: %s; refusing writes, retrying", aof.write_error)
+    return False
 
 
 def background_fsync(state: AppendOnly, descriptor: int) -> None:
@@ -844,13 +860,9 @@ def shutdown(args: list[bytes], out: ReplyBuffer) -> None:
     if len(args) > 1 or option not in (b"", b"save", b"nosave"):
         out.error("ERR syntax error")
         return
-    if option == b"save" or (option == b"" and settings.save_rules):
-        try:
-            write_snapshot(settings.rdb_path)
-        except OSError as error:
-            log.error("cannot save before shutting down: %s", error)
-            out.error("ERR Errors trying to SHUTDOWN. Check logs.")
-            return
+    if (option == b"save" or (option == b"" and settings.save_rules)) and not save_now():
+        out.error("ERR Errors trying to SHUTDOWN. Check logs.")
+        return
     save_on_exit = False  # saved already, or NOSAVE
     log.info("SHUTDOWN from a client")
     raise KeyboardInterrupt  # unwinds the event loop, as SIGTERM does (common/net.py's serve)
@@ -863,7 +875,7 @@ def shut_down() -> None:
         os.kill(child.pid, signal.SIGKILL)
         os.waitpid(child.pid, 0)
     if aof is not None:
-        flush_aof()
+        write_aof()  # and fsync here: the worker pool is gone
         os.fsync(aof.descriptor)
         os.close(aof.descriptor)
     if save_on_exit if save_on_exit is not None else settings.save_rules:
@@ -875,6 +887,10 @@ def main() -> None:
     options = parse_options("Chapter 16: persistence, RDB and AOF", add_options, client_limits=True)
     raise_open_files_limit(options.maxclients + RESERVED_FDS)
     configure(options)
+    # Loading makes a million objects: without this, Python's cyclic
+    # collector would walk all those already loaded, again and again
+    # (twice the loading time, measured). serve() would install it later.
+    freeze_survivors()
     if settings.appendonly:
         load_aof()
         open_aof()

@@ -179,7 +179,7 @@ def test_passing_empty_buckets_counts_as_migration_work():
 
 @pytest.mark.parametrize("steps", [0, 1, 5])
 def test_iteration_mid_resize_yields_every_node_once(steps):
-    hmap = map_mid_resize()
+    hmap = map_mid_resize(capacity=4 * REHASH_WORK * 8 // MAX_LOAD_FACTOR)  # more nodes than `steps` migrate
     for _ in range(steps):
         hmap.lookup(None)
     assert hmap.is_resizing()
