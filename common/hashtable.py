@@ -174,6 +174,34 @@ class HMap(Generic[N]):
                     yield node
                     node = node.hnext
 
+    def scan(self, cursor: int) -> tuple[list[N], int]:
+        """One step of Redis's SCAN (chapter 17): the nodes of the bucket at
+        `cursor` (while resizing, of the smaller table's bucket and of the
+        bigger table's buckets it splits into), and the next cursor, 0 once
+        every bucket was visited. Start with cursor 0.
+
+        The cursor counts in reverse binary: the high bits of the bucket
+        index change fastest. A table that doubles splits bucket i into i
+        and i + size, which this order visits together, and a table that
+        halves merges them; so every key present from the first call to the
+        last is returned at least once, whatever resizes happen between
+        calls (a key may come twice, as in Redis).
+        """
+        if not self._size:
+            return [], 0
+        nodes: list[N] = []
+        if self._older is None:
+            _collect(self._newer[cursor & self._newer_mask], nodes)
+            return nodes, _next_cursor(cursor, self._newer_mask)
+        small, small_mask = self._older, self._older_mask  # while resizing, the older is the smaller
+        big, big_mask = self._newer, self._newer_mask
+        _collect(small[cursor & small_mask], nodes)
+        while True:
+            _collect(big[cursor & big_mask], nodes)
+            cursor = _next_cursor(cursor, big_mask)
+            if not cursor & (small_mask ^ big_mask):  # back to the next bucket of the smaller table
+                return nodes, cursor
+
     # --- progressive resizing --------------------------------------------------------
 
     def _start_resizing(self) -> None:
@@ -220,3 +248,20 @@ def _detach(table: list[Any], index: int, key: Any) -> Any:
         previous, node = node, node.hnext
     return None
 
+
+
+CURSOR_BITS = 64  # cursors are 64-bit, as Redis's (an unsigned long)
+
+
+def _collect(node: Any, nodes: list[Any]) -> None:
+    while node is not None:
+        nodes.append(node)
+        node = node.hnext
+
+
+def _next_cursor(cursor: int, mask: int) -> int:
+    """Add 1 to the cursor's masked bits read in reverse (the highest bit of
+    the mask is the lowest of the count); 0 once they have all wrapped."""
+    cursor |= ~mask & ((1 << CURSOR_BITS) - 1)  # unmasked bits set: the carry runs past them
+    reversed_cursor = int(f"{cursor:0{CURSOR_BITS}b}"[::-1], 2) + 1
+    return int(f"{reversed_cursor & ((1 << CURSOR_BITS) - 1):0{CURSOR_BITS}b}"[::-1], 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -231,3 +231,81 @@ def test_clear_mid_resize():
     assert not hmap.is_resizing()
     fill_until_resizing(hmap, make_key=str)
     check_structure(hmap)
+
+
+# --- SCAN (chapter 17) ------------------------------------------------------------------
+
+scan_operations = st.lists(
+    st.tuples(st.sampled_from(["insert", "pop", "scan", "scan"]), st.integers(0, 3000)), max_size=600
+)
+
+
+@pytest.mark.since(17)
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(0, 3000), max_size=400), scan_operations)
+def test_scan_returns_every_key_present_throughout_despite_resizes(initial, operations):
+    """Redis's guarantee: a key in the map from the scan's first call to its
+    last is returned at least once, while keys come and go and the table
+    doubles (progressively) between calls."""
+    hmap: HMap = HMap()
+    for key in initial:
+        hmap.insert(Item(key))
+    seen: set[int] = set()
+    popped: set[int] = set()
+    cursor, calls = 0, 0
+    for operation, key in operations:
+        if operation == "insert" and hmap.lookup(key) is None:
+            hmap.insert(Item(key))
+        elif operation == "pop" and hmap.pop(key) is not None:
+            popped.add(key)
+        elif operation == "scan":
+            nodes, cursor = hmap.scan(cursor)
+            seen.update(node.key for node in nodes)
+            calls += 1
+            if cursor == 0:
+                break
+    while cursor or not calls:  # finish the scan, the map left alone
+        nodes, cursor = hmap.scan(cursor)
+        seen.update(node.key for node in nodes)
+        calls += 1
+        assert calls <= 4 * hmap.capacity + len(operations), "the scan does not end"
+    assert initial - popped <= seen
+
+
+@pytest.mark.since(17)
+def test_scan_of_a_map_left_alone_mid_resize_returns_each_key_once():
+    hmap = map_mid_resize()
+    assert hmap.is_resizing()  # both tables are walked
+    keys, cursor = [], 0
+    while True:
+        nodes, cursor = hmap.scan(cursor)
+        keys += [node.key for node in nodes]
+        if cursor == 0:
+            break
+    assert sorted(keys) == list(range(len(hmap)))
+    assert HMap().scan(0) == ([], 0)
+
+
+@pytest.mark.since(17)
+@settings(max_examples=100, deadline=None)
+@given(st.sets(st.integers(0, 10_000), max_size=300), st.lists(st.integers(0, 10_000), max_size=1500), st.integers(1, 8))
+def test_scan_while_the_table_grows_returns_no_key_twice(initial, inserts, inserts_per_call):
+    """Why the cursor counts in reverse binary: when the table doubles, the
+    buckets already visited split into buckets already visited, so nothing
+    comes twice. (Counting forwards would visit the split halves again.)"""
+    hmap: HMap = HMap()
+    for key in initial:
+        hmap.insert(Item(key))
+    returned: list[int] = []
+    cursor = 0
+    while True:
+        for key in inserts[:inserts_per_call]:
+            if hmap.lookup(key) is None:
+                hmap.insert(Item(key))
+        del inserts[:inserts_per_call]
+        nodes, cursor = hmap.scan(cursor)
+        returned += [node.key for node in nodes]
+        if cursor == 0:
+            break
+    assert len(returned) == len(set(returned))
+    assert initial <= set(returned)
