@@ -38,6 +38,7 @@ object and a slot): a fifth of a small key's memory, for nothing.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -54,6 +55,8 @@ MAX_LOAD_FACTOR = 2
 # Migration steps per operation while resizing: moving one node or passing
 # one empty bucket is a step, so every operation's extra work is bounded.
 REHASH_WORK = 128
+# RANDOMKEY's random buckets before it walks to the next non-empty one.
+RANDOM_TRIES = 100
 INITIAL_CAPACITY = 4
 
 
@@ -201,6 +204,29 @@ class HMap(Generic[N]):
             cursor = _next_cursor(cursor, big_mask)
             if not cursor & (small_mask ^ big_mask):  # back to the next bucket of the smaller table
                 return nodes, cursor
+
+    def random_node(self, rng: random.Random | Any) -> N | None:
+        """A node picked at random (chapter 17's RANDOMKEY), None if empty:
+        a random bucket of either table, tried again while empty, then a
+        random node of its chain. As Redis's, not exactly uniform (a node in
+        a longer chain is picked less often). The table never shrinks, so
+        after mass deletions most buckets may be empty: past RANDOM_TRIES
+        misses, the walk goes on from the last bucket tried to the next
+        non-empty one, at most once around the table."""
+        if not self._size:
+            return None
+        tables = [self._newer] if self._older is None else [self._newer, self._older]
+        total = sum(len(table) for table in tables)
+        index = 0
+        for attempt in range(RANDOM_TRIES + total):
+            index = rng.randrange(total) if attempt < RANDOM_TRIES else (index + 1) % total
+            table = tables[0] if index < len(tables[0]) else tables[1]
+            node = table[index if table is tables[0] else index - len(tables[0])]
+            if node is not None:
+                chain: list[N] = []
+                _collect(node, chain)
+                return rng.choice(chain)
+        return None  # not reached: the map holds a node somewhere
 
     # --- progressive resizing --------------------------------------------------------
 

@@ -319,20 +319,21 @@ def set_(args: list[bytes], out: ReplyBuffer) -> None:
         out.simple("OK")
 
 
-def parse_deadline(unit: bytes, argument: bytes, out: ReplyBuffer) -> int | None:
-    """SET's EX/PX/EXAT/PXAT argument as a Unix time in ms, or None after replying an error."""
+def parse_deadline(unit: bytes, argument: bytes, out: ReplyBuffer, command: str = "set") -> int | None:
+    """SET's EX/PX/EXAT/PXAT argument as a Unix time in ms, or None after
+    replying an error (chapter 17's SETEX and GETEX name themselves in it)."""
     amount = parse_integer(argument)
     if amount is None:
         out.error(NOT_AN_INTEGER)
         return None
     if amount <= 0 or (unit in (b"ex", b"exat") and amount > LLONG_MAX // 1000):
-        out.error("ERR invalid expire time in 'set' command")
+        out.error(f"ERR invalid expire time in '{command}' command")
         return None
     milliseconds = amount * 1000 if unit in (b"ex", b"exat") else amount
     if unit in (b"ex", b"px"):
         milliseconds += now_ms()
     if milliseconds > LLONG_MAX:  # Redis's 64-bit sum would overflow
-        out.error("ERR invalid expire time in 'set' command")
+        out.error(f"ERR invalid expire time in '{command}' command")
         return None
     return milliseconds
 

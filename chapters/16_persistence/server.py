@@ -369,10 +369,22 @@ class AppendOnly:
 aof: AppendOnly | None = None
 loading = False  # replaying the AOF: its commands are not logged again
 
+
+
+def relative_options_from(first: int) -> Callable[[list[bytes]], bool]:
+    """A test for commands whose options may hold a relative EX or PX, from argument `first` on."""
+    return lambda args: any(arg.lower() in (b"ex", b"px") for arg in args[first:])
+
+
 # Commands whose effect depends on when they run: logged as the absolute
-# deadline they set, as Redis does, so a replay next week gives the same TTL.
-RELATIVE_EXPIRES = {b"expire", b"pexpire"}
-SET_RELATIVE_OPTIONS = {b"ex", b"px"}
+# deadline they set, as Redis does, so a replay next week gives the same
+# TTL. For each: whether a call is relative, and where the value it sets
+# is among its arguments (None: it sets none). Chapter 17 adds its own.
+RELATIVE_TIME: dict[bytes, tuple[Callable[[list[bytes]], bool], int | None]] = {
+    b"expire": (lambda args: True, None),
+    b"pexpire": (lambda args: True, None),
+    b"set": (relative_options_from(2), 1),
+}
 # Commands that reply 0 when they changed nothing: not a change, not logged.
 ZERO_IS_NO_CHANGE = {b"expire", b"pexpire", b"expireat", b"pexpireat", b"persist", b"del", b"unlink", b"zrem"}
 
@@ -392,15 +404,16 @@ def log_write(name: bytes, args: list[bytes], out: ReplyBuffer, reply_start: int
     changes_since_save += 1
     if aof is None:
         return
-    if name in RELATIVE_EXPIRES or (name == b"set" and SET_RELATIVE_OPTIONS.intersection(a.lower() for a in args[2:])):
-        args = absolute_form(name, args)
+    relative = RELATIVE_TIME.get(name)
+    if relative is not None and relative[0](args):
+        args = absolute_form(args, value_position=relative[1])
         if args is None:
             return
         name, args = args[0], args[1:]
     aof.buffer += encode_command(name, *args)
 
 
-def absolute_form(name: bytes, args: list[bytes]) -> list[bytes] | None:
+def absolute_form(args: list[bytes], value_position: int | None) -> list[bytes] | None:
     """The state a relative SET or EXPIRE left, as a command: PEXPIREAT (or
     SET ... PXAT) the deadline it set, DEL if it deleted the key, None if
     it changed nothing (SET NX on an existing key)."""
@@ -409,10 +422,13 @@ def absolute_form(name: bytes, args: list[bytes]) -> list[bytes] | None:
     if entry is None:
         return [b"DEL", key]
     deadline = chapter14.deadline_of(key)
-    if name == b"set":
-        if entry.value is not args[1]:  # not this SET's value: NX or XX held it back
+    if deadline is None:  # it set no TTL after all (GETEX of a missing key, ...)
+        return None
+    if value_position is not None:
+        value = args[value_position]
+        if entry.value is not value:  # not this command's value: NX or XX held it back
             return None
-        return [b"SET", key, args[1], b"PXAT", b"%d" % deadline]
+        return [b"SET", key, value, b"PXAT", b"%d" % deadline]
     return [b"PEXPIREAT", key, b"%d" % deadline]
 
 
@@ -884,7 +900,11 @@ def shut_down() -> None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 16: persistence, RDB and AOF", add_options, client_limits=True)
+    run(parse_options("Chapter 16: persistence, RDB and AOF", add_options, client_limits=True))
+
+
+def run(options: argparse.Namespace) -> None:
+    """Load the data, serve until stopped, persist on the way out (chapter 17 calls this too)."""
     raise_open_files_limit(options.maxclients + RESERVED_FDS)
     configure(options)
     # Loading makes a million objects: without this, Python's cyclic

@@ -1,0 +1,260 @@
+"""The rest of Redis's key commands, and SCAN, over a chapter's keyspace.
+
+Introduced in chapter 17 (the full API): RENAME, RENAMENX, COPY, RANDOMKEY,
+TOUCH, TIME, and the cursor commands SCAN and ZSCAN. The keyspace is
+passed in as `db`, as for common/strings.py (chapter 14's API, plus
+`keyspace.scan` and `keyspace.random_node` from common/hashtable.py).
+
+SCAN is the lesson (chapter 17's README): KEYS walks every key at once,
+SCAN hands out a cursor and a few keys per call, so a client can walk a
+million keys without stopping the server, while keys come and go and the
+table resizes between calls (HMap.scan says how the cursor survives that).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from typing import Any
+
+from common.commands import CommandSpec
+from common.glob import compile_glob
+from common.resp import parse_integer
+from common.resp3 import ReplyBuffer, format_double
+from common.zset import ZSet
+
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+NOT_AN_INTEGER = "ERR value is not an integer or out of range"
+CURSOR = re.compile(rb"([+-]?)([0-9]*)")
+ULONG_MAX = 2**64 - 1
+# Redis keeps a sorted set this small as one listpack and ZSCAN returns it whole,
+# in order, with cursor 0 (zset-max-listpack-entries / -value); so do we.
+LISTPACK_ENTRIES, LISTPACK_VALUE = 128, 64
+# SCAN visits at most COUNT * this many buckets per call, as Redis: a sparse
+# table must not make one call walk it all.
+EMPTY_VISITS_PER_KEY = 10
+
+
+def type_name(value: Any) -> bytes:
+    return b"zset" if type(value) is ZSet else b"string"
+
+
+def parse_cursor(text: bytes) -> int | None:
+    """A cursor as Redis reads it (strtoul: sign allowed, "-1" wraps around, "" is 0), or None."""
+    match = CURSOR.fullmatch(text)
+    if match is None or (match.group(1) and not match.group(2)) or len(match.group(2).lstrip(b"0")) > 20:
+        return None
+    value = int(match.group(2) or b"0")
+    if value > ULONG_MAX:
+        return None
+    return (-value) % 2**64 if match.group(1) == b"-" else value
+
+
+class KeyCommands:
+    """RENAME, RENAMENX, COPY, RANDOMKEY, TOUCH, TIME, SCAN, ZSCAN."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def specs(self) -> dict[bytes, CommandSpec]:
+        return {
+            b"rename": CommandSpec(self.rename, 3, ("write",), 1, 2, 1),
+            b"renamenx": CommandSpec(self.renamenx, 3, ("write", "fast"), 1, 2, 1),
+            b"copy": CommandSpec(self.copy, -3, ("write", "denyoom"), 1, 2, 1),
+            b"randomkey": CommandSpec(self.randomkey, 1, ("readonly",)),
+            b"touch": CommandSpec(self.touch, -2, ("readonly", "fast"), 1, -1, 1),
+            b"time": CommandSpec(self.time, 1, ("loading", "stale", "fast")),
+            b"scan": CommandSpec(self.scan, -2, ("readonly",)),
+            b"zscan": CommandSpec(self.zscan, -3, ("readonly",), 1, 1, 1),
+        }
+
+    # --- keys --------------------------------------------------------------------------
+
+    def rename(self, args: list[bytes], out: ReplyBuffer) -> None:
+        if self.move(args[0], args[1], out, replace=True):
+            out.simple("OK")
+
+    def renamenx(self, args: list[bytes], out: ReplyBuffer) -> None:
+        moved = self.move(args[0], args[1], out, replace=False)
+        if moved is not None:
+            out.integer(1 if moved else 0)
+
+    def move(self, source: bytes, destination: bytes, out: ReplyBuffer, replace: bool) -> bool | None:
+        """RENAME's work: True if moved (or the same key), False if NX held it
+        back, None after replying an error."""
+        entry = self.db.lookup_live(source)
+        if entry is None:
+            out.error("ERR no such key")
+            return None
+        if source == destination:
+            return replace  # RENAME: OK; RENAMENX: 0
+        existing = self.db.lookup_live(destination)
+        if existing is not None:
+            if not replace:
+                return False
+            self.db.delete_entry(existing)
+        deadline = self.db.deadline_of(source)
+        self.db.set_deadline(entry, None)
+        self.db.keyspace.pop(source)  # the entry goes, its value stays: it moves
+        moved = self.db.Entry(destination, entry.value)
+        self.db.keyspace.insert(moved)
+        if deadline is not None:
+            self.db.set_deadline(moved, deadline)
+        return True
+
+    def copy(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """COPY source destination [DB index] [REPLACE]"""
+        replace = False
+        position = 2
+        while position < len(args):
+            option = args[position].lower()
+            if option == b"replace":
+                replace = True
+                position += 1
+            elif option == b"db" and position + 1 < len(args):
+                index = parse_integer(args[position + 1])
+                if index is None or not -(2**31) <= index < 2**31:
+                    out.error(NOT_AN_INTEGER)
+                    return
+                if index != 0:  # one database, as a Redis with `databases 1`
+                    out.error("ERR DB index is out of range")
+                    return
+                position += 2
+            else:
+                out.error("ERR syntax error")
+                return
+        source, destination = args[0], args[1]
+        if source == destination:
+            out.error("ERR source and destination objects are the same")
+            return
+        entry = self.db.lookup_live(source)
+        if entry is None:
+            out.integer(0)
+            return
+        existing = self.db.lookup_live(destination)
+        if existing is not None:
+            if not replace:
+                out.integer(0)
+                return
+            self.db.delete_entry(existing)
+        value = entry.value
+        if type(value) is ZSet:  # a set is copied member by member; a string is immutable, shared
+            duplicate = ZSet()
+            for node in value.members:
+                duplicate.add(node.key, node.score)
+            value = duplicate
+        copied = self.db.Entry(destination, value)
+        self.db.keyspace.insert(copied)
+        deadline = self.db.deadline_of(source)
+        if deadline is not None:
+            self.db.set_deadline(copied, deadline)
+        out.integer(1)
+
+    def randomkey(self, args: list[bytes], out: ReplyBuffer) -> None:
+        while (entry := self.db.keyspace.random_node(random)) is not None:
+            deadline = self.db.deadline_of(entry.key)
+            if deadline is None or deadline > self.db.now_ms():
+                out.bulk(entry.key)
+                return
+            self.db.delete_entry(entry)  # expired: gone now, as Redis does, and try again
+        out.null()
+
+    def touch(self, args: list[bytes], out: ReplyBuffer) -> None:
+        out.integer(sum(1 for key in args if self.db.lookup_live(key) is not None))
+
+    def time(self, args: list[bytes], out: ReplyBuffer) -> None:
+        now = time.time_ns() // 1000
+        out.array(2)
+        out.bulk(b"%d" % (now // 1_000_000))
+        out.bulk(b"%d" % (now % 1_000_000))
+
+    # --- SCAN and ZSCAN --------------------------------------------------------------------
+
+    def scan(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]"""
+        self.scan_generic(None, args[0], args[1:], out)
+
+    def zscan(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZSCAN key cursor [MATCH pattern] [COUNT count]"""
+        cursor = parse_cursor(args[1])
+        if cursor is None:
+            out.error("ERR invalid cursor")
+            return
+        entry = self.db.lookup_live(args[0])
+        if entry is not None and type(entry.value) is not ZSet:
+            out.error(WRONGTYPE)
+            return
+        if entry is None:
+            out.array(2)
+            out.bulk(b"0")
+            out.array(0)
+            return
+        self.scan_generic(entry.value, args[1], args[2:], out)
+
+    def scan_generic(self, zset: ZSet | None, cursor_text: bytes, options: list[bytes], out: ReplyBuffer) -> None:
+        """Redis's scanGenericCommand: options, then a few buckets, then the filters."""
+        cursor = parse_cursor(cursor_text)
+        if cursor is None:
+            out.error("ERR invalid cursor")
+            return
+        count, pattern, wanted_type = 10, None, None
+        position = 0
+        while position < len(options):
+            option = options[position].lower()
+            if option == b"count" and position + 1 < len(options):
+                count = parse_integer(options[position + 1])
+                if count is None:
+                    out.error(NOT_AN_INTEGER)
+                    return
+                if count < 1:
+                    out.error("ERR syntax error")
+                    return
+            elif option == b"match" and position + 1 < len(options):
+                pattern = options[position + 1] if options[position + 1] != b"*" else None
+            elif option == b"type" and zset is None and position + 1 < len(options):
+                wanted_type = options[position + 1].lower()
+            else:
+                out.error("ERR syntax error")
+                return
+            position += 2
+        table = self.db.keyspace if zset is None else zset.members
+        if zset is not None and len(zset) <= LISTPACK_ENTRIES and all(
+            len(node.key) <= LISTPACK_VALUE for node in zset.members
+        ):
+            # Redis holds this set as one listpack and returns it whole: so do we, in its order.
+            nodes, cursor = list(zset.walk(zset.first(), len(zset))), 0
+        else:
+            nodes = []
+            visits = count * EMPTY_VISITS_PER_KEY
+            while True:
+                found, cursor = table.scan(cursor)
+                nodes += found
+                visits -= 1
+                if not cursor or visits <= 0 or len(nodes) >= count:
+                    break
+        if pattern is not None:
+            matches = compile_glob(pattern, max((len(node.key) for node in nodes), default=0))
+            nodes = [node for node in nodes if matches(node.key)]
+        if zset is None:
+            live = []
+            now = self.db.now_ms()
+            for node in nodes:
+                deadline = self.db.deadline_of(node.key)
+                if deadline is not None and deadline <= now:
+                    continue  # expired: not reported (the lazy or active expiry deletes it)
+                if wanted_type is not None and type_name(node.value) != wanted_type:
+                    continue
+                live.append(node)
+            nodes = live
+        out.array(2)
+        out.bulk(b"%d" % cursor)
+        if zset is None:
+            out.array(len(nodes))
+            for node in nodes:
+                out.bulk(node.key)
+        else:
+            out.array(2 * len(nodes))
+            for node in nodes:
+                out.bulk(node.key)
+                out.bulk(format_double(node.score))

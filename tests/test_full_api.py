@@ -1,0 +1,212 @@
+"""Chapter 17 on: the string and key families, and SCAN, against real Redis.
+
+Replies are compared byte for byte with real Redis's, in RESP2 and RESP3,
+for hand-picked edge cases (every error text, the order in which checks
+apply) and for random command sequences. SCAN's order depends on each
+server's hashing, so it is checked by what a full iteration returns:
+every key, once, also while keys are written between calls.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from common.aof import CommandReader
+from tests.support import assert_same_replies
+
+pytestmark = [pytest.mark.since(17), pytest.mark.readme("Strings and keys")]
+
+
+def test_string_commands_edge_cases(empty_pair):
+    assert_same_replies(
+        *empty_pair,
+        ("SETNX", "a", "1"), ("SETNX", "a", "2"), ("GET", "a"),
+        ("SETEX", "b", "100", "x"), ("SETEX", "b", "0", "x"), ("SETEX", "b", "-5", "x"), ("SETEX", "b", "abc", "x"),
+        ("SETEX", "b", "9223372036854775807", "x"), ("PSETEX", "c", "5000", "y"), ("PSETEX", "c", "0", "y"),
+        ("GETSET", "a", "5"), ("GETSET", "missing", "1"), ("GETDEL", "a"), ("GETDEL", "a"),
+        ("GETEX", "b"), ("GETEX", "b", "PERSIST"), ("TTL", "b"), ("GETEX", "b", "EX", "50"), ("TTL", "b"),
+        ("GETEX", "b", "EX", "0"), ("GETEX", "missing", "EX", "0"), ("GETEX", "b", "EX", "5", "PX", "6"),
+        ("GETEX", "b", "EX", "5", "EX", "7"), ("GETEX", "b", "PERSIST", "EX", "1"), ("GETEX", "b", "FOO"),
+        ("GETEX", "b", "PXAT", "1"), ("EXISTS", "b"),
+        ("APPEND", "s", "hello"), ("APPEND", "s", " world"), ("STRLEN", "s"), ("STRLEN", "missing"),
+        ("GETRANGE", "s", "0", "4"), ("GETRANGE", "s", "-5", "-1"), ("GETRANGE", "s", "5", "1"),
+        ("GETRANGE", "s", "-1", "-5"), ("GETRANGE", "s", "-100", "100"), ("GETRANGE", "missing", "0", "1"),
+        ("GETRANGE", "s", "x", "1"), ("SUBSTR", "s", "0", "2"),
+        ("SETRANGE", "s", "20", "XY"), ("GET", "s"), ("SETRANGE", "s", "-1", "x"), ("SETRANGE", "s", "1", ""),
+        ("SETRANGE", "new", "3", "ab"), ("GET", "new"), ("SETRANGE", "empty", "3", ""), ("EXISTS", "empty"),
+        ("SETRANGE", "s", "536870911", "xy"), ("SETRANGE", "s", "x", "y"),
+        ("MSET", "k1", "v1", "k2", "v2"), ("MSET", "k1"), ("MSET", "k1", "v1", "k2"), ("MGET", "k1", "k2", "nokey"),
+        ("MSETNX", "k1", "a", "k3", "b"), ("MSETNX", "k4", "a", "k5", "b"), ("MGET", "k3", "k4", "k5"),
+        ("MSETNX", "k6"),
+    )  # fmt: skip
+
+
+def test_counters_edge_cases(empty_pair):
+    assert_same_replies(
+        *empty_pair,
+        ("INCR", "i"), ("INCRBY", "i", "10"), ("DECR", "i"), ("DECRBY", "i", "3"), ("INCRBY", "i", "abc"),
+        ("INCRBY", "i", "1.5"), ("INCRBY", "i", "+1"), ("INCRBY", "i", " 1"),
+        ("SET", "big", "9223372036854775807"), ("INCR", "big"), ("SET", "small", "-9223372036854775808"),
+        ("DECR", "small"), ("DECRBY", "i", "-9223372036854775808"), ("INCRBY", "i", "9223372036854775808"),
+        ("SET", "s", "text"), ("INCR", "s"), ("SET", "lead", "01"), ("INCR", "lead"), ("SET", "sp", " 1"),
+        ("INCR", "sp"), ("SET", "ttl", "1", "EX", "100"), ("INCR", "ttl"), ("TTL", "ttl"),
+        ("INCRBYFLOAT", "f", "0.1"), ("INCRBYFLOAT", "f", "0.1"), ("INCRBYFLOAT", "f", "0.1"),
+        ("INCRBYFLOAT", "f", "abc"), ("INCRBYFLOAT", "f", "inf"), ("INCRBYFLOAT", "f", "nan"),
+        ("INCRBYFLOAT", "f", "1e308"), ("INCRBYFLOAT", "f", "1e5000"), ("INCRBYFLOAT", "f", " 1"),
+        ("INCRBYFLOAT", "f", "0x1p3"), ("INCRBYFLOAT", "f", "-1.5e-3"), ("INCRBYFLOAT", "f", "3."),
+        ("SET", "g", "10.5"), ("INCRBYFLOAT", "g", "0.1"), ("INCRBYFLOAT", "g", "-10.6"),
+        ("SET", "h", "5.0e3"), ("INCRBYFLOAT", "h", "2.0e2"), ("INCRBYFLOAT", "ttl", "1.5"), ("TTL", "ttl"),
+        ("ZADD", "z", "1", "a"), ("INCR", "z"), ("INCRBYFLOAT", "z", "1"), ("APPEND", "z", "x"), ("GETEX", "z"),
+        ("GETDEL", "z"), ("GETSET", "z", "x"), ("STRLEN", "z"), ("MGET", "z"), ("SETRANGE", "z", "0", "x"),
+        ("GETRANGE", "z", "0", "1"), ("SETNX", "z", "x"), ("MSET", "z", "x"), ("TYPE", "z"),
+    )  # fmt: skip
+
+
+def test_key_commands_edge_cases(empty_pair):
+    assert_same_replies(
+        *empty_pair,
+        ("SET", "s", "v", "EX", "100"), ("ZADD", "z", "1", "a", "2", "b"),
+        ("RENAME", "s", "s2"), ("TTL", "s2"), ("EXISTS", "s"), ("RENAME", "missing", "x"), ("RENAME", "s2", "s2"),
+        ("RENAMENX", "s2", "z"), ("RENAMENX", "s2", "s2"), ("RENAMENX", "missing", "x"), ("RENAMENX", "s2", "s3"),
+        ("RENAME", "z", "s3"), ("TYPE", "s3"), ("ZRANGE", "s3", "0", "-1", "WITHSCORES"),
+        ("COPY", "s3", "c"), ("COPY", "s3", "c"), ("SET", "t", "x"), ("COPY", "t", "c", "REPLACE"), ("GET", "c"),
+        ("COPY", "t", "t"), ("COPY", "t", "u", "DB", "0"), ("COPY", "t", "u", "DB", "x"), ("COPY", "t", "u", "FOO"),
+        ("COPY", "missing", "u"), ("COPY", "t", "u", "DB"), ("ZADD", "s3", "5", "c"), ("ZCARD", "s3"),
+        ("TOUCH", "t", "u", "missing"), ("DBSIZE",),
+    )  # fmt: skip
+
+
+def test_randomkey_and_time(server):
+    with server.redis() as client:
+        client.flushall()
+        assert client.randomkey() is None
+        client.set("only", "x")
+        assert client.randomkey() == b"only"
+        client.set("gone", "x", px=1)
+        client.mset({f"k{i}": i for i in range(100)})
+        seen = {client.randomkey() for _ in range(300)}
+        assert len(seen) > 20 and b"gone" not in seen
+        seconds, microseconds = client.time()
+        assert seconds > 1_700_000_000 and 0 <= microseconds < 1_000_000
+
+
+# --- SCAN ----------------------------------------------------------------------------
+
+
+@pytest.mark.readme("SCAN")
+def test_scan_returns_every_key_once_and_its_options_filter(server):
+    with server.redis() as client:
+        client.flushall()
+        client.mset({f"key:{i}": i for i in range(5000)})
+        client.zadd("zset:1", {"a": 1})
+        found = []
+        cursor = 0
+        calls = 0
+        while True:
+            cursor, keys = client.scan(cursor, count=100)
+            found += keys
+            calls += 1
+            if cursor == 0:
+                break
+        assert sorted(found) == sorted([f"key:{i}".encode() for i in range(5000)] + [b"zset:1"])
+        assert calls > 20  # a few keys per call, not all at once
+        expected = {f"key:{i}".encode() for i in range(5000) if str(i).startswith("12")}
+        assert set(client.scan_iter(match="key:12*", count=1000)) == expected
+        assert list(client.scan_iter(_type="zset", count=1000)) == [b"zset:1"]
+        assert list(client.scan_iter(_type="list", count=1000)) == []
+
+
+@pytest.mark.readme("SCAN")
+def test_scan_while_keys_are_written_returns_every_key_present_throughout(server):
+    """Each call adds keys, so the table doubles (progressively) in the middle of the scan."""
+    with server.redis() as client:
+        client.flushall()
+        client.mset({f"old:{i}": i for i in range(2000)})
+        found = set()
+        cursor, batch = 0, 0
+        while True:
+            client.mset({f"new:{batch}:{i}": i for i in range(200)})
+            client.delete(f"old:{batch}")  # some old keys go: they may or may not be returned
+            batch += 1
+            cursor, keys = client.scan(cursor, count=50)
+            found.update(keys)
+            if cursor == 0:
+                break
+        present_throughout = {f"old:{i}".encode() for i in range(batch, 2000)}
+        assert present_throughout <= found
+
+
+def test_zscan_small_sets_like_redis_and_large_sets_whole(empty_pair, server):
+    assert_same_replies(
+        *empty_pair,
+        ("ZADD", "small", "1", "a", "2.5", "b", "-inf", "c", "0.1", "d"), ("ZSCAN", "small", "0"),
+        ("ZSCAN", "small", "0", "MATCH", "[ab]"), ("ZSCAN", "small", "0", "COUNT", "1"), ("ZSCAN", "missing", "0"),
+        ("ZSCAN", "small", "x"), ("ZSCAN", "small", "0", "COUNT", "0"), ("ZSCAN", "small", "0", "TYPE", "zset"),
+        ("SET", "s", "v"), ("ZSCAN", "s", "0"), ("SCAN", "x"), ("SCAN", "0", "COUNT"), ("SCAN", "0", "FOO", "1"),
+        ("SCAN", "18446744073709551616"), ("SCAN", "0", "COUNT", "-1"),
+    )  # fmt: skip
+    with server.redis() as client:
+        members = {f"member:{i}": i / 4 for i in range(1000)}
+        client.zadd("large", members)
+        assert dict(client.zscan_iter("large", count=50)) == {name.encode(): score for name, score in members.items()}
+
+
+# --- random sequences --------------------------------------------------------------
+
+keys = st.sampled_from(["a", "b", "c"])
+values = st.sampled_from(["", "0", "1", "-1", "10", "x", "hello", "1.5", "9223372036854775807"])
+numbers = st.sampled_from(["0", "1", "-1", "2", "100", "-9223372036854775808", "x", "1.5"])
+offsets = st.sampled_from(["0", "1", "3", "-1", "-3", "10"])
+string_commands = st.one_of(
+    st.tuples(st.sampled_from(["GET", "GETDEL", "STRLEN", "INCR", "DECR", "EXISTS", "TYPE", "DEL"]), keys),
+    st.tuples(st.sampled_from(["SET", "SETNX", "GETSET", "APPEND"]), keys, values),
+    st.tuples(st.sampled_from(["INCRBY", "DECRBY"]), keys, numbers),
+    st.tuples(st.just("INCRBYFLOAT"), keys, st.sampled_from(["0.1", "-0.25", "3", "1e3", "x"])),
+    st.tuples(st.just("GETRANGE"), keys, offsets, offsets),
+    st.tuples(st.just("SETRANGE"), keys, st.sampled_from(["0", "2", "5"]), values),
+    st.tuples(st.just("MSET"), keys, values, keys, values),
+    st.tuples(st.just("MSETNX"), keys, values, keys, values),
+    st.tuples(st.just("MGET"), keys, keys, keys),
+    st.tuples(st.sampled_from(["RENAME", "RENAMENX", "COPY"]), keys, keys),
+    st.tuples(st.just("ZADD"), keys, st.just("1"), st.just("m")),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=st.lists(string_commands, min_size=1, max_size=25))
+def test_random_sequences_match_redis(empty_pair, sequence):
+    for client in empty_pair:
+        client.command("DEL", "a", "b", "c")
+    assert_same_replies(*empty_pair, *sequence)
+
+
+@pytest.mark.readme("Persistence of the new commands")
+def test_new_writes_are_logged_with_absolute_deadlines(server, tmp_path):
+    from tests.test_persistence import launch, state  # chapter 16's helpers
+
+    ours = launch(server, tmp_path, "--save", "", "--appendonly", "yes")
+    with ours.redis() as client:
+        client.execute_command("SETEX", "setex", 1000, "v")  # redis-py deprecates its setex()
+        client.psetex("psetex", 1_000_000, "v")
+        client.set("getex", "v")
+        client.getex("getex", ex=2000)
+        client.incrbyfloat("float", "0.1")
+        client.incrbyfloat("float", "0.2")
+        client.mset({"m1": "1", "m2": "2"})
+        client.append("m1", "x")
+        client.setrange("m2", 3, "y")
+        client.rename("m2", "renamed")
+        client.copy("renamed", "copied")
+        expected = state(client)
+    ours.crash()
+    with open(tmp_path / "appendonlydir" / "appendonly.aof.1.incr.aof", "rb") as log:
+        names = [args[0].lower() for args in CommandReader(log, "incr").commands()]
+    assert not {b"setex", b"psetex", b"getex"} & set(names)  # as SET ... PXAT and PEXPIREAT
+    assert names.count(b"set") == 3 and names.count(b"pexpireat") == 1
+    again = launch(server, tmp_path, "--save", "", "--appendonly", "yes")
+    with again.redis() as client:
+        assert state(client) == expected
+        assert client.get("float") == b"0.3"
+    again.stop()
