@@ -106,24 +106,22 @@ class StringCommands:
             out.simple("OK")
 
     def getset(self, args: list[bytes], out: ReplyBuffer) -> None:
-        ok, entry = self.string_at(args[0], out)
-        if not ok:
-            return
-        if entry is None:
-            out.null()
-        else:
-            out.bulk(entry.value)
-        self.store(args[0], args[1])
+        if self.reply_value(args[0], out)[0]:
+            self.store(args[0], args[1])
 
     def getdel(self, args: list[bytes], out: ReplyBuffer) -> None:
-        ok, entry = self.string_at(args[0], out)
-        if not ok:
-            return
-        if entry is None:
+        ok, entry = self.reply_value(args[0], out)
+        if ok and entry is not None:
+            self.db.delete_entry(entry)
+
+    def reply_value(self, key: bytes, out: ReplyBuffer) -> tuple[bool, Any]:
+        """GET's reply (the value, nil, or WRONGTYPE); then as string_at."""
+        ok, entry = self.string_at(key, out)
+        if ok and entry is None:
             out.null()
-            return
-        out.bulk(entry.value)
-        self.db.delete_entry(entry)
+        elif ok:
+            out.bulk(entry.value)
+        return ok, entry
 
     def getex(self, args: list[bytes], out: ReplyBuffer) -> None:
         """GETEX key [EX s | PX ms | EXAT unix-s | PXAT unix-ms | PERSIST]"""
