@@ -210,3 +210,64 @@ def test_new_writes_are_logged_with_absolute_deadlines(server, tmp_path):
         assert state(client) == expected
         assert client.get("float") == b"0.3"
     again.stop()
+
+
+# --- sorted sets ---------------------------------------------------------------------
+
+
+@pytest.mark.readme("Sorted sets")
+def test_sorted_set_commands_edge_cases(empty_pair):
+    assert_same_replies(
+        *empty_pair,
+        ("ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"),
+        ("ZPOPMIN", "z"), ("ZPOPMAX", "z", "2"), ("ZPOPMIN", "z", "0"), ("ZPOPMIN", "z", "-1"), ("ZPOPMIN", "z", "x"),
+        ("ZPOPMIN", "z", "1", "2"), ("ZPOPMIN", "missing"), ("ZPOPMIN", "missing", "3"), ("ZPOPMAX", "z", "10"),
+        ("EXISTS", "z"), ("SET", "s", "v"), ("ZPOPMIN", "s"),
+        ("ZADD", "z1", "1", "a", "2", "b"), ("ZADD", "z2", "5", "x"),
+        ("ZMPOP", "2", "missing", "z1", "MIN"), ("ZMPOP", "2", "z1", "z2", "MAX", "COUNT", "5"),
+        ("ZMPOP", "1", "missing", "MIN"), ("ZMPOP", "0", "z2", "MIN"), ("ZMPOP", "x", "z2", "MIN"),
+        ("ZMPOP", "1", "z2", "MID"), ("ZMPOP", "1", "z2", "MIN", "COUNT", "0"), ("ZMPOP", "1", "z2", "MIN", "COUNT"),
+        ("ZMPOP", "1", "z2", "MIN", "COUNT", "1", "COUNT", "1"), ("ZMPOP", "3", "z2", "MIN"), ("ZMPOP", "1", "s", "MIN"),
+        ("ZMPOP", "1", "z2", "MIN", "FOO"), ("ZMPOP", "1", "z2", "MAX"),
+        ("ZADD", "r", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"),
+        ("ZREMRANGEBYRANK", "r", "0", "0"), ("ZREMRANGEBYRANK", "r", "-2", "-1"), ("ZREMRANGEBYRANK", "r", "5", "1"),
+        ("ZREMRANGEBYRANK", "r", "x", "1"), ("ZRANGE", "r", "0", "-1", "WITHSCORES"),
+        ("ZREMRANGEBYSCORE", "r", "(2", "3"), ("ZREMRANGEBYSCORE", "r", "x", "3"), ("ZREMRANGEBYSCORE", "r", "-inf", "+inf"),
+        ("EXISTS", "r"), ("ZREMRANGEBYSCORE", "missing", "0", "1"), ("ZREMRANGEBYRANK", "s", "0", "1"),
+        ("ZADD", "l", "0", "a", "0", "b", "0", "c", "0", "d", "0", "e", "0", "f", "0", "g"),
+        ("ZRANGEBYLEX", "l", "-", "+"), ("ZRANGEBYLEX", "l", "[b", "(e"), ("ZRANGEBYLEX", "l", "(b", "[e"),
+        ("ZRANGEBYLEX", "l", "[b", "[b"), ("ZRANGEBYLEX", "l", "(b", "(b"), ("ZRANGEBYLEX", "l", "+", "-"),
+        ("ZRANGEBYLEX", "l", "-", "[c", "LIMIT", "1", "1"), ("ZRANGEBYLEX", "l", "-", "+", "LIMIT", "2", "-1"),
+        ("ZRANGEBYLEX", "l", "-", "+", "LIMIT", "-1", "2"), ("ZRANGEBYLEX", "l", "-", "+", "LIMIT", "10", "2"),
+        ("ZRANGEBYLEX", "l", "b", "c"), ("ZRANGEBYLEX", "l", "-", "+", "WITHSCORES"), ("ZRANGEBYLEX", "l", "-", "+", "FOO"),
+        ("ZRANGEBYLEX", "l", "-", "+", "LIMIT", "x", "1"), ("ZRANGEBYLEX", "l", "-", "+", "LIMIT", "1"),
+        ("ZREVRANGEBYLEX", "l", "+", "-"), ("ZREVRANGEBYLEX", "l", "[e", "(b"), ("ZREVRANGEBYLEX", "l", "+", "-", "LIMIT", "1", "2"),
+        ("ZREVRANGEBYLEX", "l", "-", "+"), ("ZRANGEBYLEX", "missing", "-", "+"), ("ZRANGEBYLEX", "s", "-", "+"),
+        ("ZLEXCOUNT", "l", "-", "+"), ("ZLEXCOUNT", "l", "[c", "(f"), ("ZLEXCOUNT", "l", "x", "+"), ("ZLEXCOUNT", "missing", "-", "+"),
+        ("ZREMRANGEBYLEX", "l", "[b", "[c"), ("ZREMRANGEBYLEX", "l", "x", "+"), ("ZRANGEBYLEX", "l", "-", "+"),
+        ("ZREMRANGEBYLEX", "l", "-", "+"), ("EXISTS", "l"), ("ZADD", "m", "0", "", "0", "\x00", "0", "\xff"),
+        ("ZRANGEBYLEX", "m", "[", "+"), ("ZRANGEBYLEX", "m", "(", "[\xff"),
+    )  # fmt: skip
+
+
+lex_members = st.sampled_from(["", "a", "aa", "ab", "b", "ba", "c", "z"])
+lex_bounds = st.one_of(st.sampled_from(["-", "+"]), st.tuples(st.sampled_from(["[", "("]), lex_members).map("".join))
+zset_commands = st.one_of(
+    st.tuples(st.just("ZADD"), st.just("z"), st.just("0"), lex_members),
+    st.tuples(st.just("ZREM"), st.just("z"), lex_members),
+    st.tuples(st.sampled_from(["ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZLEXCOUNT", "ZREMRANGEBYLEX"]), st.just("z"),
+              lex_bounds, lex_bounds),  # fmt: skip
+    st.tuples(st.sampled_from(["ZRANGEBYLEX", "ZREVRANGEBYLEX"]), st.just("z"), lex_bounds, lex_bounds,
+              st.just("LIMIT"), st.integers(-1, 3).map(str), st.integers(-1, 3).map(str)),  # fmt: skip
+    st.tuples(st.sampled_from(["ZPOPMIN", "ZPOPMAX"]), st.just("z"), st.integers(0, 3).map(str)),
+    st.tuples(st.just("ZREMRANGEBYRANK"), st.just("z"), st.integers(-4, 4).map(str), st.integers(-4, 4).map(str)),
+    st.tuples(st.just("ZRANGE"), st.just("z"), st.just("0"), st.just("-1")),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=st.lists(zset_commands, min_size=1, max_size=25))
+def test_random_lexicographic_sequences_match_redis(empty_pair, sequence):
+    for client in empty_pair:
+        client.command("DEL", "z")
+    assert_same_replies(*empty_pair, *sequence)

@@ -9,10 +9,14 @@ it, family by family, each in a common/ module of its own:
   INCRBY, DECR, DECRBY, INCRBYFLOAT (in C's long double, as Redis);
 * keys (common/keys.py): RENAME, RENAMENX, COPY, RANDOMKEY, TOUCH, TIME;
 * SCAN and ZSCAN, the lesson of the chapter: a cursor that survives the
-  progressive resizing of chapter 08's hashtable (HMap.scan).
+  progressive resizing of chapter 08's hashtable (HMap.scan);
+* sorted sets (common/zset_commands.py): ZPOPMIN, ZPOPMAX, ZMPOP,
+  ZREMRANGEBYRANK, ZREMRANGEBYSCORE, and the lexicographic ZRANGEBYLEX,
+  ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX.
 
 Still to come in this chapter (issue 13): blocking pops (BZPOPMIN,
-BZPOPMAX, BZMPOP) and the rest of the sorted-set commands.
+BZPOPMAX, BZMPOP), and ZRANGE ... BYLEX, ZRANGESTORE, ZRANDMEMBER and
+the set operations (ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD).
 
 Everything else is chapter 16's server, imported unchanged, persistence
 included: the new write commands are logged to the AOF like the others,
@@ -37,6 +41,7 @@ from common.chapters import load_chapter  # noqa: E402
 from common.keys import KeyCommands  # noqa: E402
 from common.net import parse_options  # noqa: E402
 from common.strings import StringCommands  # noqa: E402
+from common.zset_commands import SortedSetCommands  # noqa: E402
 
 chapter16 = load_chapter(16)  # the server this chapter extends, persistence included
 chapter14 = chapter16.chapter14  # its keyspace: what the new commands work on
@@ -45,7 +50,7 @@ chapter14 = chapter16.chapter14  # its keyspace: what the new commands work on
 def add_commands() -> None:
     """The new families join chapter 14's command table before chapter 16
     wraps its write commands for the AOF, so they are logged too."""
-    for family in (StringCommands(chapter14), KeyCommands(chapter14)):
+    for family in (StringCommands(chapter14), KeyCommands(chapter14), SortedSetCommands(chapter14)):
         for name, spec in family.specs().items():
             chapter14.COMMANDS.add(name, spec)
     # Logged with the deadline they set, not the time they were given (chapter 16's rule).

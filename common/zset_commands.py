@@ -1,0 +1,299 @@
+"""More of Redis's sorted-set commands, over a chapter's keyspace.
+
+Introduced in chapter 17 (the full API), on chapter 11's sorted set
+(common/zset.py: a hashtable of members and an AVL tree ordered by score,
+then member). Here: ZPOPMIN, ZPOPMAX, ZMPOP, ZREMRANGEBYRANK,
+ZREMRANGEBYSCORE, and the lexicographic family ZRANGEBYLEX,
+ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX.
+
+Lexicographic ranges are meant for sets whose members all have the same
+score: the tree's order is then the members' byte order, and a range is a
+contiguous run of nodes found by one descent. With mixed scores Redis
+calls the result unspecified.
+
+`db` is chapter 14's server module (or anything with its API: lookup_zset,
+lookup_live, delete_entry, parse_score_bound, nodes_by_rank,
+score_range_ends, write_members).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from common.commands import CommandSpec
+from common.resp import parse_integer
+from common.resp3 import ReplyBuffer
+from common.zset import ZNode, ZSet
+
+NOT_AN_INTEGER = "ERR value is not an integer or out of range"
+BAD_LEX_RANGE = "ERR min or max not valid string range item"
+BAD_SCORE_RANGE = "ERR min or max is not a float"
+LONG_MAX = 2**63 - 1
+
+# A lexicographic bound: (member, exclusive), or one of the two infinities.
+MINUS, PLUS = "-", "+"
+LexBound = tuple[bytes, bool] | str
+
+
+def parse_lex_bound(data: bytes) -> LexBound | None:
+    """"-", "+", "[member" (inclusive) or "(member" (exclusive); None if none of those."""
+    if data in (b"-", b"+"):
+        return MINUS if data == b"-" else PLUS
+    if data[:1] in (b"[", b"("):
+        return data[1:], data[:1] == b"("
+    return None
+
+
+def above_min(member: bytes, low: LexBound) -> bool:
+    if low == MINUS:
+        return True
+    if low == PLUS:
+        return False
+    value, exclusive = low
+    return member > value if exclusive else member >= value
+
+
+def below_max(member: bytes, high: LexBound) -> bool:
+    if high == PLUS:
+        return True
+    if high == MINUS:
+        return False
+    value, exclusive = high
+    return member < value if exclusive else member <= value
+
+
+def first_where(zset: ZSet, condition: Callable[[bytes], bool]) -> ZNode | None:
+    """The first node (in tree order) whose member meets `condition`, for a
+    condition that holds from some node on: one descent, O(log n)."""
+    found, node = None, zset.root
+    while node is not None:
+        if condition(node.key):
+            found, node = node, node.left
+        else:
+            node = node.right
+    return found
+
+
+def last_where(zset: ZSet, condition: Callable[[bytes], bool]) -> ZNode | None:
+    """The last node whose member meets `condition`, which holds up to some node."""
+    found, node = None, zset.root
+    while node is not None:
+        if condition(node.key):
+            found, node = node, node.right
+        else:
+            node = node.left
+    return found
+
+
+def lex_range_ends(zset: ZSet, low: LexBound, high: LexBound) -> tuple[ZNode | None, ZNode | None]:
+    """The first and last node of the range, or (None, None) if it is empty."""
+    first = first_where(zset, lambda member: above_min(member, low))
+    last = last_where(zset, lambda member: below_max(member, high))
+    if first is None or last is None or zset.rank(first) > zset.rank(last):
+        return None, None
+    return first, last
+
+
+def between(zset: ZSet, first: ZNode | None, last: ZNode | None) -> list[ZNode]:
+    """The nodes from `first` to `last`, both included (none if either is None)."""
+    if first is None or last is None:
+        return []
+    return list(zset.walk(first, zset.rank(last) - zset.rank(first) + 1))
+
+
+class SortedSetCommands:
+    """ZPOPMIN, ZPOPMAX, ZMPOP, ZREMRANGEBYRANK, ZREMRANGEBYSCORE,
+    ZRANGEBYLEX, ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def specs(self) -> dict[bytes, CommandSpec]:
+        return {
+            b"zpopmin": CommandSpec(self.zpopmin, -2, ("write", "fast"), 1, 1, 1),
+            b"zpopmax": CommandSpec(self.zpopmax, -2, ("write", "fast"), 1, 1, 1),
+            b"zmpop": CommandSpec(self.zmpop, -4, ("write",)),
+            b"zremrangebyrank": CommandSpec(self.zremrangebyrank, 4, ("write",), 1, 1, 1),
+            b"zremrangebyscore": CommandSpec(self.zremrangebyscore, 4, ("write",), 1, 1, 1),
+            b"zremrangebylex": CommandSpec(self.zremrangebylex, 4, ("write",), 1, 1, 1),
+            b"zrangebylex": CommandSpec(self.zrangebylex, -4, ("readonly",), 1, 1, 1),
+            b"zrevrangebylex": CommandSpec(self.zrevrangebylex, -4, ("readonly",), 1, 1, 1),
+            b"zlexcount": CommandSpec(self.zlexcount, 4, ("readonly", "fast"), 1, 1, 1),
+        }
+
+    # --- popping -----------------------------------------------------------------------
+
+    def zpopmin(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.zpop(args, out, highest=False)
+
+    def zpopmax(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.zpop(args, out, highest=True)
+
+    def zpop(self, args: list[bytes], out: ReplyBuffer, highest: bool) -> None:
+        if len(args) > 2:
+            out.error("ERR syntax error")
+            return
+        count = None
+        if len(args) == 2:
+            count = parse_integer(args[1])
+            if count is None or count < 0:  # Redis's getPositiveLong: one text for both
+                out.error("ERR value is out of range, must be positive")
+                return
+        # RESP3 nests [member, score] pairs when a count was given, as Redis 7.0.
+        self.pop(args[:1], out, highest, count, nested=out.protocol == 3 and count is not None, with_key=False)
+
+    def zmpop(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]"""
+        numkeys = parse_integer(args[0])
+        if numkeys is None or not 1 <= numkeys <= LONG_MAX:
+            out.error("ERR numkeys should be greater than 0")
+            return
+        where = numkeys + 1
+        if where >= len(args) or args[where].lower() not in (b"min", b"max"):
+            out.error("ERR syntax error")
+            return
+        count = None
+        position = where + 1
+        while position < len(args):
+            if count is None and args[position].lower() == b"count" and position + 1 < len(args):
+                count = parse_integer(args[position + 1])
+                if count is None or count < 1:
+                    out.error("ERR count should be greater than 0")
+                    return
+                position += 2
+            else:
+                out.error("ERR syntax error")
+                return
+        self.pop(args[1:where], out, args[where].lower() == b"max", count or 1, nested=True, with_key=True)
+
+    def pop(self, keys: list[bytes], out: ReplyBuffer, highest: bool, count: int | None, nested: bool,
+            with_key: bool) -> None:  # fmt: skip
+        """Redis's genericZpopCommand: from the first of `keys` that holds a
+        set, pop `count` members (None: one, and a flat reply)."""
+        for key in keys:
+            zset = self.db.lookup_zset(key, out)
+            if zset is False:
+                return
+            if zset is not None:
+                break
+        else:
+            if with_key:  # ZMPOP: a null array
+                out += b"_\r\n" if out.protocol == 3 else b"*-1\r\n"
+            else:
+                out.array(0)
+            return
+        if count == 0:
+            out.array(0)
+            return
+        taken = min(count or 1, len(zset))
+        if with_key:
+            out.array(2)
+            out.bulk(key)
+        out.array(taken if nested else 2 * taken)
+        for _ in range(taken):
+            node = zset.last() if highest else zset.first()
+            if nested:
+                out.array(2)
+            out.bulk(node.key)
+            out.double(node.score)
+            zset.delete(node)
+        if not zset:
+            self.db.delete_entry(self.db.lookup_live(key))  # an empty set is no key at all
+
+    # --- removing ranges -----------------------------------------------------------------
+
+    def zremrangebyrank(self, args: list[bytes], out: ReplyBuffer) -> None:
+        start, stop = parse_integer(args[1]), parse_integer(args[2])
+        if start is None or stop is None:
+            out.error(NOT_AN_INTEGER)
+            return
+        self.remove(args[0], out, lambda zset: self.db.nodes_by_rank(zset, start, stop, False))
+
+    def zremrangebyscore(self, args: list[bytes], out: ReplyBuffer) -> None:
+        low, high = self.db.parse_score_bound(args[1]), self.db.parse_score_bound(args[2])
+        if low is None or high is None:
+            out.error(BAD_SCORE_RANGE)
+            return
+        self.remove(args[0], out, lambda zset: between(zset, *self.db.score_range_ends(zset, low, high)))
+
+    def zremrangebylex(self, args: list[bytes], out: ReplyBuffer) -> None:
+        low, high = parse_lex_bound(args[1]), parse_lex_bound(args[2])
+        if low is None or high is None:
+            out.error(BAD_LEX_RANGE)
+            return
+        self.remove(args[0], out, lambda zset: between(zset, *lex_range_ends(zset, low, high)))
+
+    def remove(self, key: bytes, out: ReplyBuffer, select: Callable[[ZSet], list[ZNode]]) -> None:
+        zset = self.db.lookup_zset(key, out)
+        if zset is False:
+            return
+        if zset is None:
+            out.integer(0)
+            return
+        nodes = select(zset)
+        for node in nodes:
+            zset.delete(node)
+        if not zset:
+            self.db.delete_entry(self.db.lookup_live(key))
+        out.integer(len(nodes))
+
+    # --- lexicographic ranges ----------------------------------------------------------------
+
+    def zrangebylex(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZRANGEBYLEX key min max [LIMIT offset count]"""
+        self.range_by_lex(args[0], args[1], args[2], args[3:], out, reverse=False)
+
+    def zrevrangebylex(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZREVRANGEBYLEX key max min [LIMIT offset count]"""
+        self.range_by_lex(args[0], args[2], args[1], args[3:], out, reverse=True)
+
+    def range_by_lex(self, key: bytes, low_arg: bytes, high_arg: bytes, options: list[bytes], out: ReplyBuffer,
+                     reverse: bool) -> None:  # fmt: skip
+        offset, limit, withscores = 0, -1, False
+        position = 0
+        while position < len(options):
+            option = options[position].lower()
+            if option == b"limit" and position + 2 < len(options):
+                offset, limit = parse_integer(options[position + 1]), parse_integer(options[position + 2])
+                if offset is None or limit is None:
+                    out.error(NOT_AN_INTEGER)
+                    return
+                position += 3
+            elif option == b"withscores":
+                withscores = True
+                position += 1
+            else:
+                out.error("ERR syntax error")
+                return
+        if withscores:
+            out.error("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+            return
+        low, high = parse_lex_bound(low_arg), parse_lex_bound(high_arg)
+        if low is None or high is None:
+            out.error(BAD_LEX_RANGE)
+            return
+        zset = self.db.lookup_zset(key, out)
+        if zset is False:
+            return
+        nodes: list[ZNode] = []
+        if zset is not None and offset >= 0:
+            first, last = lex_range_ends(zset, low, high)
+            if first is not None and last is not None:
+                available = zset.rank(last) - zset.rank(first) + 1 - offset
+                count = available if limit < 0 else min(limit, available)
+                if count > 0:
+                    start = zset.rank(last) - offset if reverse else zset.rank(first) + offset
+                    nodes = list(zset.walk(zset.at(start), count, -1 if reverse else 1))
+        self.db.write_members(out, nodes, False)
+
+    def zlexcount(self, args: list[bytes], out: ReplyBuffer) -> None:
+        low, high = parse_lex_bound(args[1]), parse_lex_bound(args[2])
+        if low is None or high is None:
+            out.error(BAD_LEX_RANGE)
+            return
+        zset = self.db.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        first, last = lex_range_ends(zset, low, high) if zset is not None else (None, None)
+        out.integer(0 if first is None or last is None else zset.rank(last) - zset.rank(first) + 1)
