@@ -3,8 +3,9 @@
 Introduced in chapter 17 (the full API), on chapter 11's sorted set
 (common/zset.py: a hashtable of members and an AVL tree ordered by score,
 then member). Here: ZPOPMIN, ZPOPMAX, ZMPOP, ZREMRANGEBYRANK,
-ZREMRANGEBYSCORE, and the lexicographic family ZRANGEBYLEX,
-ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX.
+ZREMRANGEBYSCORE, the lexicographic family ZRANGEBYLEX, ZREVRANGEBYLEX,
+ZLEXCOUNT, ZREMRANGEBYLEX, and the set operations ZUNION, ZINTER, ZDIFF,
+their STORE forms (with WEIGHTS and AGGREGATE) and ZINTERCARD.
 
 Lexicographic ranges are meant for sets whose members all have the same
 score: the tree's order is then the members' byte order, and a range is a
@@ -12,8 +13,8 @@ contiguous run of nodes found by one descent. With mixed scores Redis
 calls the result unspecified.
 
 `db` is chapter 14's server module (or anything with its API: lookup_zset,
-lookup_live, delete_entry, parse_score_bound, nodes_by_rank,
-score_range_ends, write_members).
+lookup_live, delete_entry, parse_score_bound, parse_double, nodes_by_rank,
+score_range_ends, write_members, keyspace, Entry, discard, set_deadline).
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ class SortedSetCommands:
             b"zrangebylex": CommandSpec(self.zrangebylex, -4, ("readonly",), 1, 1, 1),
             b"zrevrangebylex": CommandSpec(self.zrevrangebylex, -4, ("readonly",), 1, 1, 1),
             b"zlexcount": CommandSpec(self.zlexcount, 4, ("readonly", "fast"), 1, 1, 1),
+            b"zunion": CommandSpec(self.zunion, -3, ("readonly",)),
+            b"zinter": CommandSpec(self.zinter, -3, ("readonly",)),
+            b"zdiff": CommandSpec(self.zdiff, -3, ("readonly",)),
+            b"zunionstore": CommandSpec(self.zunionstore, -4, ("write", "denyoom"), 1, 1, 1),
+            b"zinterstore": CommandSpec(self.zinterstore, -4, ("write", "denyoom"), 1, 1, 1),
+            b"zdiffstore": CommandSpec(self.zdiffstore, -4, ("write", "denyoom"), 1, 1, 1),
+            b"zintercard": CommandSpec(self.zintercard, -3, ("readonly",)),
         }
 
     # --- popping -----------------------------------------------------------------------
@@ -297,3 +305,151 @@ class SortedSetCommands:
             return
         first, last = lex_range_ends(zset, low, high) if zset is not None else (None, None)
         out.integer(0 if first is None or last is None else zset.rank(last) - zset.rank(first) + 1)
+
+    # --- set operations -------------------------------------------------------------------
+
+    def zunion(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.set_operation(b"zunion", None, args, out)
+
+    def zinter(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.set_operation(b"zinter", None, args, out)
+
+    def zdiff(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.set_operation(b"zdiff", None, args, out)
+
+    def zunionstore(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.set_operation(b"zunionstore", args[0], args[1:], out)
+
+    def zinterstore(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.set_operation(b"zinterstore", args[0], args[1:], out)
+
+    def zdiffstore(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.set_operation(b"zdiffstore", args[0], args[1:], out)
+
+    def zintercard(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.set_operation(b"zintercard", None, args, out)
+
+    def set_operation(self, name: bytes, destination: bytes | None, args: list[bytes], out: ReplyBuffer) -> None:
+        """Redis's zunionInterDiffGenericCommand: numkeys key [key ...], then
+        WEIGHTS w [w ...], AGGREGATE SUM|MIN|MAX, WITHSCORES or LIMIT, as
+        each command allows; checked in Redis's order."""
+        operation = name[1:6] if name != b"zintercard" else b"inter"  # union, inter or diff
+        count_only = name == b"zintercard"
+        numkeys = parse_integer(args[0])
+        if numkeys is None:
+            out.error(NOT_AN_INTEGER)
+            return
+        if numkeys < 1:
+            out.error(f"ERR at least 1 input key is needed for '{name.decode()}' command")
+            return
+        if numkeys > len(args) - 1:
+            out.error("ERR syntax error")
+            return
+        sources: list[ZSet | None] = []
+        for key in args[1 : 1 + numkeys]:
+            zset = self.db.lookup_zset(key, out)
+            if zset is False:
+                return
+            sources.append(zset)
+        weights = [1.0] * numkeys
+        aggregate, withscores, limit = b"sum", False, 0
+        options, position = args[1 + numkeys :], 0
+        while position < len(options):
+            option, remaining = options[position].lower(), len(options) - position
+            if option == b"weights" and operation != b"diff" and not count_only and remaining >= numkeys + 1:
+                parsed = [self.db.parse_double(weight) for weight in options[position + 1 : position + 1 + numkeys]]
+                if None in parsed:
+                    out.error("ERR weight value is not a float")
+                    return
+                weights = parsed
+                position += 1 + numkeys
+            elif option == b"aggregate" and operation != b"diff" and not count_only and remaining >= 2:
+                aggregate = options[position + 1].lower()
+                if aggregate not in (b"sum", b"min", b"max"):
+                    out.error("ERR syntax error")
+                    return
+                position += 2
+            elif option == b"withscores" and destination is None and not count_only:
+                withscores = True
+                position += 1
+            elif option == b"limit" and count_only and remaining >= 2:
+                limit = parse_integer(options[position + 1])
+                if limit is None or limit < 0:
+                    out.error("ERR LIMIT can't be negative")
+                    return
+                position += 2
+            else:
+                out.error("ERR syntax error")
+                return
+        result = combine(operation, sources, weights, aggregate, count_only, limit)
+        if count_only:
+            out.integer(result)
+        elif destination is not None:
+            self.store(destination, result, out)
+        else:
+            self.db.write_members(out, list(result.walk(result.first(), len(result))), withscores)
+
+    def store(self, destination: bytes, result: ZSet, out: ReplyBuffer) -> None:
+        """The STORE forms: the result replaces whatever `destination` held
+        (and its TTL); an empty result deletes it."""
+        existing = self.db.lookup_live(destination)
+        if existing is not None:
+            self.db.delete_entry(existing)
+        if result:
+            self.db.keyspace.insert(self.db.Entry(destination, result))
+        out.integer(len(result))
+
+
+def combine(operation: bytes, sources: list[ZSet | None], weights: list[float], aggregate: bytes,
+            count_only: bool, limit: int) -> Any:  # fmt: skip
+    """The union, intersection or difference of `sources` (None: an empty
+    set), as Redis computes it: sources smallest first (a stable sort, so
+    floating-point sums add up in Redis's order), a weighted score, NaN
+    (inf * 0, inf - inf) counted as 0. With `count_only`, the intersection's
+    size, stopping at `limit` (0: no limit)."""
+    inputs = list(zip(sources, weights))
+    if operation != b"diff":
+        inputs.sort(key=lambda source: len(source[0]) if source[0] is not None else 0)
+    result = ZSet()
+    first, first_weight = inputs[0]
+    if operation == b"inter":
+        cardinality = 0
+        for node in (first.members if first is not None else ()):
+            score = weighted(node.score, first_weight)
+            for other, weight in inputs[1:]:
+                found = node if other is first else (other.lookup(node.key) if other is not None else None)
+                if found is None:
+                    break
+                score = aggregated(score, weighted(found.score, weight), aggregate)
+            else:
+                cardinality += 1
+                if count_only and limit and cardinality >= limit:
+                    break
+                if not count_only:
+                    result.add(node.key, score)
+        return cardinality if count_only else result
+    if operation == b"union":
+        scores: dict[bytes, float] = {}
+        for source, weight in inputs:
+            for node in (source.members if source is not None else ()):
+                score = weighted(node.score, weight)
+                scores[node.key] = aggregated(scores[node.key], score, aggregate) if node.key in scores else score
+        for member, score in scores.items():
+            result.add(member, score)
+        return result
+    for node in (first.members if first is not None else ()):  # diff: the first's members in no other
+        if not any(other is not None and other.lookup(node.key) is not None for other, _ in inputs[1:]):
+            result.add(node.key, node.score)
+    return result
+
+
+def weighted(score: float, weight: float) -> float:
+    value = score * weight
+    return 0.0 if value != value else value  # NaN (inf * 0) counts as 0, as Redis
+
+
+def aggregated(current: float, value: float, aggregate: bytes) -> float:
+    if aggregate == b"sum":
+        total = current + value
+        return 0.0 if total != total else total  # inf + -inf: 0, as Redis
+    return min(current, value) if aggregate == b"min" else max(current, value)

@@ -271,3 +271,55 @@ def test_random_lexicographic_sequences_match_redis(empty_pair, sequence):
     for client in empty_pair:
         client.command("DEL", "z")
     assert_same_replies(*empty_pair, *sequence)
+
+
+@pytest.mark.readme("Sorted sets")
+def test_set_operations_edge_cases(empty_pair):
+    assert_same_replies(
+        *empty_pair,
+        ("ZADD", "a", "1", "x", "2", "y", "3", "z"), ("ZADD", "b", "10", "y", "20", "z", "30", "w"),
+        ("ZADD", "c", "inf", "x", "-inf", "y", "0.5", "z"), ("SET", "s", "v"),
+        ("ZUNION", "2", "a", "b"), ("ZUNION", "2", "a", "b", "WITHSCORES"), ("ZINTER", "2", "a", "b", "WITHSCORES"),
+        ("ZDIFF", "2", "a", "b", "WITHSCORES"), ("ZDIFF", "2", "b", "a"),
+        ("ZUNION", "2", "a", "b", "WEIGHTS", "2", "0.5", "WITHSCORES"), ("ZUNION", "2", "a", "b", "WEIGHTS", "1"),
+        ("ZUNION", "2", "a", "b", "WEIGHTS", "1", "x"), ("ZUNION", "2", "a", "b", "AGGREGATE", "MIN", "WITHSCORES"),
+        ("ZUNION", "2", "a", "b", "AGGREGATE", "MAX", "WITHSCORES"), ("ZUNION", "2", "a", "b", "AGGREGATE", "AVG"),
+        ("ZUNION", "3", "a", "b", "c", "WITHSCORES"), ("ZINTER", "3", "a", "b", "c", "WITHSCORES"),
+        ("ZUNION", "2", "c", "c", "WITHSCORES"), ("ZINTER", "2", "c", "c", "WEIGHTS", "0", "1", "WITHSCORES"),
+        ("ZUNION", "2", "a", "missing", "WITHSCORES"), ("ZINTER", "2", "a", "missing"), ("ZDIFF", "1", "missing"),
+        ("ZUNION", "0", "a"), ("ZUNION", "-1", "a"), ("ZUNION", "x", "a"), ("ZUNION", "3", "a", "b"),
+        ("ZUNION", "2", "a", "s"), ("ZDIFF", "2", "a", "b", "WEIGHTS", "1", "1"), ("ZDIFF", "2", "a", "b", "AGGREGATE", "MIN"),
+        ("ZUNION", "1", "a", "FOO"), ("ZINTER", "1", "a", "WITHSCORES", "WITHSCORES"),
+        ("ZUNIONSTORE", "d", "2", "a", "b"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+        ("ZUNIONSTORE", "d", "2", "a", "b", "WITHSCORES"), ("ZINTERSTORE", "d", "2", "a", "b", "AGGREGATE", "MAX"),
+        ("ZRANGE", "d", "0", "-1", "WITHSCORES"), ("ZDIFFSTORE", "d", "2", "a", "b"), ("ZRANGE", "d", "0", "-1"),
+        ("SET", "e", "v", "EX", "100"), ("ZUNIONSTORE", "e", "1", "a"), ("TTL", "e"), ("TYPE", "e"),
+        ("ZINTERSTORE", "e", "2", "a", "missing"), ("EXISTS", "e"), ("ZUNIONSTORE", "a", "2", "a", "b"),
+        ("ZRANGE", "a", "0", "-1", "WITHSCORES"), ("ZUNIONSTORE", "d", "0", "a"), ("ZINTERSTORE", "d", "1", "s"),
+        ("ZINTERCARD", "2", "a", "b"), ("ZINTERCARD", "2", "a", "b", "LIMIT", "1"), ("ZINTERCARD", "2", "a", "b", "LIMIT", "0"),
+        ("ZINTERCARD", "2", "a", "b", "LIMIT", "-1"), ("ZINTERCARD", "2", "a", "b", "LIMIT", "x"),
+        ("ZINTERCARD", "2", "a", "b", "WITHSCORES"), ("ZINTERCARD", "0", "a"), ("ZINTERCARD", "1", "missing"),
+    )  # fmt: skip
+
+
+set_members = st.sampled_from(["a", "b", "c", "d"])
+set_scores = st.sampled_from(["0", "1", "-1", "1.5", "inf", "-inf", "1e300"])
+set_keys = st.sampled_from(["x", "y", "z"])
+set_commands = st.one_of(
+    st.tuples(st.just("ZADD"), set_keys, set_scores, set_members),
+    st.tuples(st.sampled_from(["ZUNION", "ZINTER", "ZDIFF"]), st.just("2"), set_keys, set_keys, st.just("WITHSCORES")),
+    st.tuples(st.sampled_from(["ZUNION", "ZINTER"]), st.just("3"), set_keys, set_keys, set_keys,
+              st.just("WEIGHTS"), set_scores, set_scores, set_scores,
+              st.just("AGGREGATE"), st.sampled_from(["SUM", "MIN", "MAX"]), st.just("WITHSCORES")),  # fmt: skip
+    st.tuples(st.sampled_from(["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]), set_keys, st.just("2"), set_keys, set_keys),
+    st.tuples(st.just("ZINTERCARD"), st.just("2"), set_keys, set_keys),
+    st.tuples(st.just("ZRANGE"), set_keys, st.just("0"), st.just("-1"), st.just("WITHSCORES")),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=st.lists(set_commands, min_size=1, max_size=20))
+def test_random_set_operations_match_redis(empty_pair, sequence):
+    for client in empty_pair:
+        client.command("DEL", "x", "y", "z")
+    assert_same_replies(*empty_pair, *sequence)

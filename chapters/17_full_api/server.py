@@ -11,12 +11,12 @@ it, family by family, each in a common/ module of its own:
 * SCAN and ZSCAN, the lesson of the chapter: a cursor that survives the
   progressive resizing of chapter 08's hashtable (HMap.scan);
 * sorted sets (common/zset_commands.py): ZPOPMIN, ZPOPMAX, ZMPOP,
-  ZREMRANGEBYRANK, ZREMRANGEBYSCORE, and the lexicographic ZRANGEBYLEX,
-  ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX.
+  ZREMRANGEBYRANK, ZREMRANGEBYSCORE, the lexicographic ZRANGEBYLEX,
+  ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX, and the set operations ZUNION,
+  ZINTER, ZDIFF, their STORE forms and ZINTERCARD.
 
 Still to come in this chapter (issue 13): blocking pops (BZPOPMIN,
-BZPOPMAX, BZMPOP), and ZRANGE ... BYLEX, ZRANGESTORE, ZRANDMEMBER and
-the set operations (ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD).
+BZPOPMAX, BZMPOP), ZRANGE ... BYLEX, ZRANGESTORE and ZRANDMEMBER.
 
 Everything else is chapter 16's server, imported unchanged, persistence
 included: the new write commands are logged to the AOF like the others,
