@@ -333,7 +333,7 @@ class SortedSetCommands:
         """Redis's zunionInterDiffGenericCommand: numkeys key [key ...], then
         WEIGHTS w [w ...], AGGREGATE SUM|MIN|MAX, WITHSCORES or LIMIT, as
         each command allows; checked in Redis's order."""
-        operation = name[1:6] if name != b"zintercard" else b"inter"  # union, inter or diff
+        operation = {b"u": b"union", b"i": b"inter", b"d": b"diff"}[name[1:2]]  # zunion..., zinter..., zdiff...
         count_only = name == b"zintercard"
         numkeys = parse_integer(args[0])
         if numkeys is None:

@@ -293,6 +293,8 @@ def test_set_operations_edge_cases(empty_pair):
         ("ZUNIONSTORE", "d", "2", "a", "b"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
         ("ZUNIONSTORE", "d", "2", "a", "b", "WITHSCORES"), ("ZINTERSTORE", "d", "2", "a", "b", "AGGREGATE", "MAX"),
         ("ZRANGE", "d", "0", "-1", "WITHSCORES"), ("ZDIFFSTORE", "d", "2", "a", "b"), ("ZRANGE", "d", "0", "-1"),
+        ("ZDIFFSTORE", "d", "2", "b", "a"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"), ("ZADD", "one", "1", "y"),
+        ("ZDIFFSTORE", "d", "2", "a", "one"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),  # the first set is not the smallest
         ("SET", "e", "v", "EX", "100"), ("ZUNIONSTORE", "e", "1", "a"), ("TTL", "e"), ("TYPE", "e"),
         ("ZINTERSTORE", "e", "2", "a", "missing"), ("EXISTS", "e"), ("ZUNIONSTORE", "a", "2", "a", "b"),
         ("ZRANGE", "a", "0", "-1", "WITHSCORES"), ("ZUNIONSTORE", "d", "0", "a"), ("ZINTERSTORE", "d", "1", "s"),
@@ -312,6 +314,7 @@ set_commands = st.one_of(
               st.just("WEIGHTS"), set_scores, set_scores, set_scores,
               st.just("AGGREGATE"), st.sampled_from(["SUM", "MIN", "MAX"]), st.just("WITHSCORES")),  # fmt: skip
     st.tuples(st.sampled_from(["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]), set_keys, st.just("2"), set_keys, set_keys),
+    st.tuples(st.just("ZDIFFSTORE"), set_keys, st.just("3"), set_keys, set_keys, set_keys),
     st.tuples(st.just("ZINTERCARD"), st.just("2"), set_keys, set_keys),
     st.tuples(st.just("ZRANGE"), set_keys, st.just("0"), st.just("-1"), st.just("WITHSCORES")),
 )

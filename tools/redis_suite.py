@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import redis  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tests.support import ServerProcess, discover_chapters, free_port, server_command  # noqa: E402
@@ -195,6 +196,7 @@ def write_expectations(
     results: list[FileResult],
     previous: dict[tuple[str, str], str],
     run_alone: Callable[[str, str], FileResult],
+    available: frozenset[str] = frozenset(),
 ) -> Path:
     """Write the list from this run's failures, keeping the reasons already written.
 
@@ -210,14 +212,14 @@ def write_expectations(
     ]
     for result in results:
         for test, detail in dict.fromkeys(result.failed):
-            reason = previous.get((result.name, test)) or guess_reason(detail)
+            reason = previous.get((result.name, test)) or guess_reason(detail, available=available)
             if reason == UNEXPLAINED:
                 alone = run_alone(result.name, test)
                 name = RUN.sub("", test)  # a test in a loop runs once per turn, alone too
                 failed_alone = [other for other, _ in alone.failed if RUN.sub("", other) == name]
                 if failed_alone:
                     error = alone.errors[failed_alone[0]]
-                    reason = guess_reason(error, test)
+                    reason = guess_reason(error, test, available)
                     if reason == UNEXPLAINED:
                         reason = f"{TO_REVIEW}: fails alone too: {error[:100]}"
                 elif any(RUN.sub("", other) == name for other in alone.passed):
@@ -226,6 +228,23 @@ def write_expectations(
     path.parent.mkdir(exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def chapter_commands(command: list[str]) -> frozenset[str]:
+    """The commands a chapter's server has, from its COMMAND reply."""
+    server = ServerProcess(command)
+    try:
+        with redis.Redis(port=server.port) as client:
+            return frozenset(name.lower() for name in client.command())
+    finally:
+        server.stop()
+
+
+def stale(reason: str, available: frozenset[str]) -> bool:
+    """A reason to write again: it blames a command the chapter now has, or
+    an earlier test that stopped (which may have changed with the chapter)."""
+    missing = re.match(r"([A-Z]+)(?: is not in this chapter| \.\.\. )", reason)
+    return bool(missing and missing.group(1).lower() in available) or reason.startswith(("follows ", "passes alone"))
 
 
 # Why a command is missing, by family: for reasons in the expectation lists.
@@ -244,11 +263,15 @@ CHAPTER_17 = (
 ).split()
 
 
-def guess_reason(detail: str, test: str = "") -> str:
-    """A first reason for a failure, from its message (or the missing command
-    the test is named after); the lists are reviewed by hand."""
+def guess_reason(detail: str, test: str = "", available: frozenset[str] = frozenset()) -> str:
+    """A first reason for a failure, from its message (or a missing command
+    the test is named after, not one of the chapter's `available` commands);
+    the lists are reviewed by hand."""
     command = re.search(r"command '([^']+)', with args", detail)
-    named = [word.lower() for word in re.findall(r"\b([A-Z]+)(?:_[A-Z]+)?\b", test) if word.lower() in CHAPTER_17]
+    named = [
+        word.lower() for word in re.findall(r"\b([A-Z]+)(?:_[A-Z]+)?\b", test)
+        if word.lower() in CHAPTER_17 and word.lower() not in available
+    ]  # fmt: skip
     if command or named:
         name = command.group(1).lower() if command else named[0]
         for reason, names in NOT_IN_PROJECT.items():
@@ -339,12 +362,15 @@ def main() -> None:
         if options.write_expectations and chapter is not None:
             if options.only:
                 raise SystemExit("--write-expectations needs whole files, not --only")
+            available = chapter_commands(command)
             previous = {
                 key: reason
                 for key, reason in read_expectations(chapter).items()
-                if reason != UNEXPLAINED and not reason.startswith(TO_REVIEW)
+                if reason != UNEXPLAINED and not reason.startswith(TO_REVIEW) and not stale(reason, available)
             }
-            path = write_expectations(chapter, results, previous, lambda name, test: run_fresh(name, (test,)))
+            path = write_expectations(
+                chapter, results, previous, lambda name, test: run_fresh(name, (test,)), available
+            )
             console.print(f"wrote {path}")
     problems, expected_failures = judge(chapter, results)
     table = Table(title=f"Redis 7.0.15's test suite against {title}")
