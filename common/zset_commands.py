@@ -96,6 +96,32 @@ def lex_range_ends(zset: ZSet, low: LexBound, high: LexBound) -> tuple[ZNode | N
     return first, last
 
 
+def parse_mpop(args: list[bytes], out: ReplyBuffer) -> tuple[list[bytes], bool, int] | None:
+    """ZMPOP's (and BZMPOP's) numkeys key [key ...] MIN|MAX [COUNT count]:
+    (keys, highest, count), or None after replying Redis's error."""
+    numkeys = parse_integer(args[0])
+    if numkeys is None or not 1 <= numkeys <= LONG_MAX:
+        out.error("ERR numkeys should be greater than 0")
+        return None
+    where = numkeys + 1
+    if where >= len(args) or args[where].lower() not in (b"min", b"max"):
+        out.error("ERR syntax error")
+        return None
+    count = None
+    position = where + 1
+    while position < len(args):
+        if count is None and args[position].lower() == b"count" and position + 1 < len(args):
+            count = parse_integer(args[position + 1])
+            if count is None or count < 1:
+                out.error("ERR count should be greater than 0")
+                return None
+            position += 2
+        else:
+            out.error("ERR syntax error")
+            return None
+    return args[1:where], args[where].lower() == b"max", count or 1
+
+
 def between(zset: ZSet, first: ZNode | None, last: ZNode | None) -> list[ZNode]:
     """The nodes from `first` to `last`, both included (none if either is None)."""
     if first is None or last is None:
@@ -153,27 +179,10 @@ class SortedSetCommands:
 
     def zmpop(self, args: list[bytes], out: ReplyBuffer) -> None:
         """ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]"""
-        numkeys = parse_integer(args[0])
-        if numkeys is None or not 1 <= numkeys <= LONG_MAX:
-            out.error("ERR numkeys should be greater than 0")
-            return
-        where = numkeys + 1
-        if where >= len(args) or args[where].lower() not in (b"min", b"max"):
-            out.error("ERR syntax error")
-            return
-        count = None
-        position = where + 1
-        while position < len(args):
-            if count is None and args[position].lower() == b"count" and position + 1 < len(args):
-                count = parse_integer(args[position + 1])
-                if count is None or count < 1:
-                    out.error("ERR count should be greater than 0")
-                    return
-                position += 2
-            else:
-                out.error("ERR syntax error")
-                return
-        self.pop(args[1:where], out, args[where].lower() == b"max", count or 1, nested=True, with_key=True)
+        parsed = parse_mpop(args, out)
+        if parsed is not None:
+            keys, highest, count = parsed
+            self.pop(keys, out, highest, count, nested=True, with_key=True)
 
     def pop(self, keys: list[bytes], out: ReplyBuffer, highest: bool, count: int | None, nested: bool,
             with_key: bool) -> None:  # fmt: skip
@@ -195,10 +204,15 @@ class SortedSetCommands:
             out.array(0)
             return
         taken = min(count or 1, len(zset))
-        if with_key:
+        if with_key and nested:  # ZMPOP, BZMPOP: [key, [[member, score], ...]]
             out.array(2)
             out.bulk(key)
-        out.array(taken if nested else 2 * taken)
+            out.array(taken)
+        elif with_key:  # BZPOPMIN, BZPOPMAX: [key, member, score]
+            out.array(2 * taken + 1)
+            out.bulk(key)
+        else:  # ZPOPMIN, ZPOPMAX: [member, score, ...], or pairs in RESP3 with a count
+            out.array(taken if nested else 2 * taken)
         for _ in range(taken):
             node = zset.last() if highest else zset.first()
             if nested:

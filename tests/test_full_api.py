@@ -9,11 +9,14 @@ every key, once, also while keys are written between calls.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.aof import CommandReader
+from common.resp import encode_command
 from tests.support import assert_same_replies
 
 pytestmark = [pytest.mark.since(17), pytest.mark.readme("Strings and keys")]
@@ -326,3 +329,93 @@ def test_random_set_operations_match_redis(empty_pair, sequence):
     for client in empty_pair:
         client.command("DEL", "x", "y", "z")
     assert_same_replies(*empty_pair, *sequence)
+
+
+# --- blocking pops -------------------------------------------------------------------
+
+
+def blocked_count(client) -> int:
+    info = client.command("INFO", "clients").decode()
+    return int(info.split("blocked_clients:")[1].split("\r\n")[0])
+
+
+def wait_until_blocked(client, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while blocked_count(client) != count:
+        assert time.monotonic() < deadline, f"never {count} blocked clients"
+        time.sleep(0.01)
+
+
+def blocking_scenario(server) -> list[bytes]:
+    """Three clients park on keys, in order; writes feed them; every reply, in order."""
+    with server.connect() as a, server.connect() as b, server.connect() as c, server.connect() as writer:
+        writer.command("DEL", "bz1", "bz2", "bz3")
+        a.send(encode_command("BZPOPMIN", "bz1", "bz2", "0"))
+        wait_until_blocked(writer, 1)
+        b.send(encode_command("BZPOPMAX", "bz2", "0") + encode_command("PING", "after"))  # PING waits its turn
+        wait_until_blocked(writer, 2)
+        c.send(encode_command("BZMPOP", "0", "2", "bz3", "bz2", "MIN", "COUNT", "2"))
+        wait_until_blocked(writer, 3)
+        replies = [
+            writer.command("SET", "bz3", "not a set"),  # wakes nobody
+            writer.command("DEL", "bz3"),
+            writer.command("ZADD", "bz2", "1", "a", "2", "b", "3", "c", "4", "d"),  # a first, then b, then c
+            a.read_reply(), b.read_reply(), b.read_reply(), c.read_reply(),
+            writer.command("ZRANGE", "bz2", "0", "-1", "WITHSCORES"),
+            str(blocked_count(writer)).encode(),
+            writer.command("BZPOPMIN", "bz2", "bz1", "0.01"),  # data there: no waiting
+            writer.command("BZPOPMIN", "nothing", "0.05"),  # times out: nil
+            writer.command("HELLO", "3")[:1], writer.command("BZMPOP", "0.05", "1", "nothing", "MAX"),
+        ]  # fmt: skip
+    return replies
+
+
+@pytest.mark.readme("Blocking pops")
+def test_blocking_pops_match_redis_first_come_first_served(server, real_redis):
+    assert blocking_scenario(server) == blocking_scenario(real_redis)
+
+
+@pytest.mark.readme("Blocking pops")
+def test_blocking_pop_errors_match_redis(empty_pair):
+    assert_same_replies(
+        *empty_pair,
+        ("SET", "s", "v"), ("BZPOPMIN", "s", "0"), ("BZPOPMIN", "k", "-1"), ("BZPOPMIN", "k", "x"),
+        ("BZPOPMIN", "k", "inf"), ("BZPOPMIN", "k"), ("BZMPOP", "0", "0", "k", "MIN"), ("BZMPOP", "0", "1", "k", "MID"),
+        ("BZMPOP", "x", "1", "k", "MIN"), ("BZMPOP", "0", "1", "k", "MIN", "COUNT", "0"),
+        ("ZADD", "z", "1", "a", "2", "b"), ("BZPOPMAX", "missing", "z", "0"), ("BZMPOP", "0", "1", "z", "MIN", "COUNT", "9"),
+        ("BZPOPMIN", "missing", "0.001"),
+    )  # fmt: skip
+
+
+@pytest.mark.readme("Blocking pops")
+def test_a_parked_client_that_hangs_up_is_forgotten_and_others_are_served(server):
+    with server.connect() as watcher:
+        for _ in range(20):
+            gone = server.connect()
+            gone.send(encode_command("BZPOPMIN", "forgotten", "0"))
+            wait_until_blocked(watcher, 1)
+            gone.close()
+            wait_until_blocked(watcher, 0)
+        assert watcher.command("ZADD", "forgotten", "1", "a") == b":1\r\n"
+        assert watcher.command("ZCARD", "forgotten") == b":1\r\n"  # nobody took it
+        assert watcher.command("DEL", "forgotten") == b":1\r\n"
+
+
+@pytest.mark.readme("Blocking pops")
+def test_a_served_pop_is_logged_as_zpopmin_after_the_write_that_fed_it(server, tmp_path):
+    from tests.test_persistence import launch
+
+    ours = launch(server, tmp_path, "--save", "", "--appendonly", "yes")
+    with ours.connect() as parked, ours.connect() as writer:
+        parked.send(encode_command("BZPOPMIN", "queue", "0"))
+        wait_until_blocked(writer, 1)
+        writer.command("ZADD", "queue", "1", "job1", "2", "job2")
+        assert parked.read_reply() == b"*3\r\n$5\r\nqueue\r\n$4\r\njob1\r\n$1\r\n1\r\n"
+    ours.crash()
+    with open(tmp_path / "appendonlydir" / "appendonly.aof.1.incr.aof", "rb") as log:
+        commands = [args for args in CommandReader(log, "incr").commands() if args[0].lower() != b"select"]
+    assert [args[0].lower() for args in commands] == [b"zadd", b"zpopmin"]
+    again = launch(server, tmp_path, "--save", "", "--appendonly", "yes")
+    with again.redis() as client:
+        assert client.zrange("queue", 0, -1) == [b"job2"]
+    again.stop()

@@ -1037,11 +1037,19 @@ def handle_readable(conn: Connection) -> None:
     execute_requests(conn)
 
 
+# The connection whose requests are being executed: Redis's server.current_client,
+# which a command that blocks its client (chapter 17's BZPOPMIN) needs to know.
+current_client: Connection | None = None
+
+
 def execute_requests(conn: Connection) -> None:
-    """Answer every complete request buffered, while the output is not too big."""
+    """Answer every complete request buffered, while the output is not too
+    big and no command has blocked the client (chapter 17)."""
+    global current_client
+    current_client = conn
     out = conn.outgoing
     try:
-        while len(out) < MAX_OUTPUT and (request := conn.parser.next_request()) is not None:
+        while len(out) < MAX_OUTPUT and not out.blocked and (request := conn.parser.next_request()) is not None:
             if COMMANDS.execute(request, out):  # QUIT: reply, close, run nothing after it
                 conn.closing = True
                 break

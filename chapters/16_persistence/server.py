@@ -385,6 +385,18 @@ RELATIVE_TIME: dict[bytes, tuple[Callable[[list[bytes]], bool], int | None]] = {
     b"pexpire": (lambda args: True, None),
     b"set": (relative_options_from(2), 1),
 }
+# Commands logged as something else, computed from their arguments (a list
+# of commands; empty: nothing). Chapter 17's blocking pops log the pop they
+# did themselves, as ZPOPMIN or ZPOPMAX, as Redis does.
+LOGGED_AS: dict[bytes, Callable[[list[bytes]], list[list[bytes]]]] = {}
+# Called after every write command that succeeded, with its name and
+# arguments (chapter 17 serves the clients blocked on the keys it fed).
+after_write: list[Callable[[bytes, list[bytes]], None]] = []
+# Once per loop iteration, after the requests and before the AOF is written:
+# given the connections served so far, return more whose replies are ready
+# (chapter 17: clients it unblocked). And when they need the loop to wake.
+loop_steps: list[Callable[[list], list]] = []
+wakeups: list[Callable[[], int | None]] = []
 # Commands that reply 0 when they changed nothing: not a change, not logged.
 ZERO_IS_NO_CHANGE = {b"expire", b"pexpire", b"expireat", b"pexpireat", b"persist", b"del", b"unlink", b"zrem"}
 
@@ -393,8 +405,8 @@ def log_write(name: bytes, args: list[bytes], out: ReplyBuffer, reply_start: int
     """Called after every write command: count the change, and log it
     (not while replaying the log itself)."""
     global changes_since_save
-    if loading or out[reply_start] == ERROR_MARK:
-        return
+    if loading or len(out) == reply_start or out[reply_start] == ERROR_MARK:
+        return  # replaying, no reply yet (a client blocked, chapter 17), or an error
     if name in ZERO_IS_NO_CHANGE and out.startswith(b":0\r\n", reply_start):
         return
     if name == b"flushall" and settings.save_rules:
@@ -403,6 +415,10 @@ def log_write(name: bytes, args: list[bytes], out: ReplyBuffer, reply_start: int
         save_now()
     changes_since_save += 1
     if aof is None:
+        return
+    if name in LOGGED_AS:
+        for command in LOGGED_AS[name](args):
+            aof.buffer += encode_command(*command)
         return
     relative = RELATIVE_TIME.get(name)
     if relative is not None and relative[0](args):
@@ -444,6 +460,9 @@ def logged(name: bytes, function: Callable[[list[bytes], ReplyBuffer], None]) ->
         reply_start = len(out)
         function(args, out)
         log_write(name, args, out, reply_start)
+        if after_write and len(out) > reply_start and out[reply_start] != ERROR_MARK:
+            for hook in after_write:
+                hook(name, args)
 
     return run
 
@@ -731,6 +750,7 @@ def next_wakeup_ms() -> int | None:
         waits.append(1000)
     if aof is not None and (aof.unsynced or aof.buffer):
         waits.append(EVERYSEC_MS)
+    waits += [wakeup() for wakeup in wakeups]
     waits = [wait for wait in waits if wait is not None]
     return min(waits) if waits else None
 
@@ -757,6 +777,8 @@ def run_event_loop(acceptor: Acceptor) -> None:
                 if events & select.EPOLLOUT and conn.outgoing:
                     chapter14.touch(conn)
                 served.append(conn)
+            for step in loop_steps:
+                served += step(served)
             # The point of the chapter: the writes just executed reach the
             # file (and the disk, with appendfsync always) before any
             # client is told they succeeded.
