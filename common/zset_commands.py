@@ -64,33 +64,23 @@ def below_max(member: bytes, high: LexBound) -> bool:
     return member < value if exclusive else member <= value
 
 
-def first_where(zset: ZSet, condition: Callable[[bytes], bool]) -> ZNode | None:
-    """The first node (in tree order) whose member meets `condition`, for a
-    condition that holds from some node on: one descent, O(log n)."""
+def node_where(zset: ZSet, condition: Callable[[bytes], bool], last: bool = False) -> ZNode | None:
+    """The first node, in tree order, whose member meets `condition` (a
+    condition that holds from some node on); with `last`, the last node (for
+    a condition that holds up to some node). One descent, O(log n)."""
     found, node = None, zset.root
     while node is not None:
         if condition(node.key):
-            found, node = node, node.left
+            found, node = node, node.right if last else node.left
         else:
-            node = node.right
-    return found
-
-
-def last_where(zset: ZSet, condition: Callable[[bytes], bool]) -> ZNode | None:
-    """The last node whose member meets `condition`, which holds up to some node."""
-    found, node = None, zset.root
-    while node is not None:
-        if condition(node.key):
-            found, node = node, node.right
-        else:
-            node = node.left
+            node = node.left if last else node.right
     return found
 
 
 def lex_range_ends(zset: ZSet, low: LexBound, high: LexBound) -> tuple[ZNode | None, ZNode | None]:
     """The first and last node of the range, or (None, None) if it is empty."""
-    first = first_where(zset, lambda member: above_min(member, low))
-    last = last_where(zset, lambda member: below_max(member, high))
+    first = node_where(zset, lambda member: above_min(member, low))
+    last = node_where(zset, lambda member: below_max(member, high), last=True)
     if first is None or last is None or zset.rank(first) > zset.rank(last):
         return None, None
     return first, last

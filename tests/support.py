@@ -329,6 +329,14 @@ class ReplyMismatch(AssertionError):
         self.sent, self.expected, self.received, self.source = sent, expected, received, source
 
 
+def assert_same_sequence(pair: tuple[RawClient, RawClient], keys: tuple[str, ...],
+                         sequence: list[tuple[bytes | str | int, ...]]) -> None:  # fmt: skip
+    """A random command sequence (hypothesis) on both servers, from `keys` deleted."""
+    for client in pair:
+        client.command("DEL", *keys)
+    assert_same_replies(*pair, *sequence)
+
+
 def assert_same_replies(ours: RawClient, theirs: RawClient, *commands: tuple[bytes | str | int, ...]) -> None:
     """Send each command to both servers; the reply bytes must be identical."""
     for command in commands:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from common.aof import CommandReader
 from common.resp import encode_command
-from tests.support import assert_same_replies
+from tests.support import assert_same_replies, assert_same_sequence
 
 pytestmark = [pytest.mark.since(17), pytest.mark.readme("Strings and keys")]
 
@@ -180,9 +180,7 @@ string_commands = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=st.lists(string_commands, min_size=1, max_size=25))
 def test_random_sequences_match_redis(empty_pair, sequence):
-    for client in empty_pair:
-        client.command("DEL", "a", "b", "c")
-    assert_same_replies(*empty_pair, *sequence)
+    assert_same_sequence(empty_pair, ("a", "b", "c"), sequence)
 
 
 @pytest.mark.readme("Persistence of the new commands")
@@ -271,9 +269,7 @@ zset_commands = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=st.lists(zset_commands, min_size=1, max_size=25))
 def test_random_lexicographic_sequences_match_redis(empty_pair, sequence):
-    for client in empty_pair:
-        client.command("DEL", "z")
-    assert_same_replies(*empty_pair, *sequence)
+    assert_same_sequence(empty_pair, ("z",), sequence)
 
 
 @pytest.mark.readme("Sorted sets")
@@ -326,9 +322,7 @@ set_commands = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=st.lists(set_commands, min_size=1, max_size=20))
 def test_random_set_operations_match_redis(empty_pair, sequence):
-    for client in empty_pair:
-        client.command("DEL", "x", "y", "z")
-    assert_same_replies(*empty_pair, *sequence)
+    assert_same_sequence(empty_pair, ("x", "y", "z"), sequence)
 
 
 # --- blocking pops -------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import assert_same_replies
+from tests.support import assert_same_replies, assert_same_sequence
 
 pytestmark = [pytest.mark.since(11), pytest.mark.readme("Redis's commands, Redis's replies")]
 
@@ -181,6 +181,4 @@ commands = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=st.lists(commands, min_size=1, max_size=25))
 def test_random_sequences_match_redis(empty_pair, sequence):
-    for client in empty_pair:
-        client.command("DEL", "z")
-    assert_same_replies(*empty_pair, *sequence)
+    assert_same_sequence(empty_pair, ("z",), sequence)
