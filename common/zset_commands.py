@@ -112,6 +112,20 @@ def parse_mpop(args: list[bytes], out: ReplyBuffer) -> tuple[list[bytes], bool, 
     return args[1:where], args[where].lower() == b"max", count or 1
 
 
+def nodes_by_lex(zset: ZSet, low: LexBound, high: LexBound, reverse: bool, offset: int, limit: int) -> list[ZNode]:
+    """Members in the lexicographic range, skipping `offset`, at most `limit`
+    (negative: no limit); O(log n + k), as chapter 14's nodes_by_score."""
+    first, last = lex_range_ends(zset, low, high)
+    if first is None or last is None or offset < 0:
+        return []
+    available = zset.rank(last) - zset.rank(first) + 1 - offset
+    count = available if limit < 0 else min(limit, available)
+    if count <= 0:
+        return []
+    start = zset.rank(last) - offset if reverse else zset.rank(first) + offset
+    return list(zset.walk(zset.at(start), count, -1 if reverse else 1))
+
+
 def between(zset: ZSet, first: ZNode | None, last: ZNode | None) -> list[ZNode]:
     """The nodes from `first` to `last`, both included (none if either is None)."""
     if first is None or last is None:
@@ -144,6 +158,9 @@ class SortedSetCommands:
             b"zinterstore": CommandSpec(self.zinterstore, -4, ("write", "denyoom"), 1, 1, 1),
             b"zdiffstore": CommandSpec(self.zdiffstore, -4, ("write", "denyoom"), 1, 1, 1),
             b"zintercard": CommandSpec(self.zintercard, -3, ("readonly",)),
+            # ZRANGE again, as Redis 7 has it: chapter 14's, plus BYLEX; and ZRANGESTORE.
+            b"zrange": CommandSpec(self.zrange, -4, ("readonly",), 1, 1, 1),
+            b"zrangestore": CommandSpec(self.zrangestore, -5, ("write", "denyoom"), 1, 2, 1),
         }
 
     # --- popping -----------------------------------------------------------------------
@@ -288,15 +305,7 @@ class SortedSetCommands:
         zset = self.db.lookup_zset(key, out)
         if zset is False:
             return
-        nodes: list[ZNode] = []
-        if zset is not None and offset >= 0:
-            first, last = lex_range_ends(zset, low, high)
-            if first is not None and last is not None:
-                available = zset.rank(last) - zset.rank(first) + 1 - offset
-                count = available if limit < 0 else min(limit, available)
-                if count > 0:
-                    start = zset.rank(last) - offset if reverse else zset.rank(first) + offset
-                    nodes = list(zset.walk(zset.at(start), count, -1 if reverse else 1))
+        nodes = nodes_by_lex(zset, low, high, reverse, offset, limit) if zset is not None else []
         self.db.write_members(out, nodes, False)
 
     def zlexcount(self, args: list[bytes], out: ReplyBuffer) -> None:
@@ -309,6 +318,78 @@ class SortedSetCommands:
             return
         first, last = lex_range_ends(zset, low, high) if zset is not None else (None, None)
         out.integer(0 if first is None or last is None else zset.rank(last) - zset.rank(first) + 1)
+
+    # --- ZRANGE with BYLEX, and ZRANGESTORE ------------------------------------------------------
+
+    def zrange(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZRANGE key start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]"""
+        self.range_generic(args, out, destination=None)
+
+    def zrangestore(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZRANGESTORE destination source min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]"""
+        self.range_generic(args[1:], out, destination=args[0])
+
+    def range_generic(self, args: list[bytes], out: ReplyBuffer, destination: bytes | None) -> None:
+        """Redis's zrangeGenericCommand: the options, then their conflicts,
+        then the range, then the key; checked in that order."""
+        withscores, reverse, by = False, False, b"rank"
+        offset, limit = 0, -1
+        position = 3
+        while position < len(args):
+            option = args[position].lower()
+            if option == b"withscores" and destination is None:
+                withscores = True
+            elif option == b"limit" and len(args) - position > 2:
+                offset, limit = parse_integer(args[position + 1]), parse_integer(args[position + 2])
+                if offset is None or limit is None:
+                    out.error(NOT_AN_INTEGER)
+                    return
+                position += 2
+            elif option == b"rev" and not reverse:
+                reverse = True
+            elif option in (b"byscore", b"bylex") and by == b"rank":
+                by = option[2:]
+            else:
+                out.error("ERR syntax error")
+                return
+            position += 1
+        # Redis checks for LIMIT by its count, so "LIMIT 0 -1" passes anywhere.
+        if limit != -1 and by == b"rank":
+            out.error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+            return
+        if withscores and by == b"lex":
+            out.error("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+            return
+        low_arg, high_arg = (args[2], args[1]) if reverse and by != b"rank" else (args[1], args[2])
+        if by == b"rank":
+            start, stop = parse_integer(args[1]), parse_integer(args[2])
+            if start is None or stop is None:
+                out.error(NOT_AN_INTEGER)
+                return
+            select = lambda zset: self.db.nodes_by_rank(zset, start, stop, reverse)  # noqa: E731
+        elif by == b"score":
+            low, high = self.db.parse_score_bound(low_arg), self.db.parse_score_bound(high_arg)
+            if low is None or high is None:
+                out.error(BAD_SCORE_RANGE)
+                return
+            select = lambda zset: self.db.nodes_by_score(zset, low, high, reverse, offset, limit)  # noqa: E731
+        else:
+            low_lex, high_lex = parse_lex_bound(low_arg), parse_lex_bound(high_arg)
+            if low_lex is None or high_lex is None:
+                out.error(BAD_LEX_RANGE)
+                return
+            select = lambda zset: nodes_by_lex(zset, low_lex, high_lex, reverse, offset, limit)  # noqa: E731
+        zset = self.db.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        nodes = select(zset) if zset is not None else []
+        if destination is None:
+            self.db.write_members(out, nodes, withscores)
+            return
+        result = ZSet()
+        for node in nodes:
+            result.add(node.key, node.score)
+        self.store(destination, result, out)
 
     # --- set operations -------------------------------------------------------------------
 

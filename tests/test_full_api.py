@@ -263,13 +263,15 @@ zset_commands = st.one_of(
     st.tuples(st.sampled_from(["ZPOPMIN", "ZPOPMAX"]), st.just("z"), st.integers(0, 3).map(str)),
     st.tuples(st.just("ZREMRANGEBYRANK"), st.just("z"), st.integers(-4, 4).map(str), st.integers(-4, 4).map(str)),
     st.tuples(st.just("ZRANGE"), st.just("z"), st.just("0"), st.just("-1")),
+    st.tuples(st.just("ZRANGE"), st.just("z"), lex_bounds, lex_bounds, st.just("BYLEX"), st.sampled_from(["REV", "BYLEX"])),
+    st.tuples(st.just("ZRANGESTORE"), st.just("d"), st.just("z"), lex_bounds, lex_bounds, st.just("BYLEX")),
 )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sequence=st.lists(zset_commands, min_size=1, max_size=25))
 def test_random_lexicographic_sequences_match_redis(empty_pair, sequence):
-    assert_same_sequence(empty_pair, ("z",), sequence)
+    assert_same_sequence(empty_pair, ("z", "d"), sequence)
 
 
 @pytest.mark.readme("Sorted sets")
@@ -413,3 +415,24 @@ def test_a_served_pop_is_logged_as_zpopmin_after_the_write_that_fed_it(server, t
     with again.redis() as client:
         assert client.zrange("queue", 0, -1) == [b"job2"]
     again.stop()
+
+
+@pytest.mark.readme("Sorted sets")
+def test_zrange_bylex_and_zrangestore_match_redis(empty_pair):
+    assert_same_replies(
+        *empty_pair,
+        ("ZADD", "l", "0", "a", "0", "b", "0", "c", "0", "d", "0", "e"), ("ZADD", "s", "1", "x", "2", "y", "3", "z"),
+        ("ZRANGE", "l", "[b", "(e", "BYLEX"), ("ZRANGE", "l", "(e", "[b", "BYLEX", "REV"),
+        ("ZRANGE", "l", "-", "+", "BYLEX", "LIMIT", "1", "2"), ("ZRANGE", "l", "+", "-", "BYLEX", "REV", "LIMIT", "0", "2"),
+        ("ZRANGE", "l", "-", "+", "BYLEX", "WITHSCORES"), ("ZRANGE", "l", "b", "c", "BYLEX"),
+        ("ZRANGE", "l", "-", "+", "BYLEX", "BYSCORE"), ("ZRANGE", "s", "0", "-1", "LIMIT", "0", "1"),
+        ("ZRANGE", "s", "0", "-1", "LIMIT", "0", "-1"), ("ZRANGE", "s", "(1", "3", "BYSCORE", "WITHSCORES"),
+        ("ZRANGE", "s", "3", "(1", "BYSCORE", "REV", "LIMIT", "0", "1"), ("ZRANGE", "s", "0", "1", "REV", "REV"),
+        ("ZRANGE", "s", "x", "1"), ("ZRANGE", "s", "0", "-1", "REV", "WITHSCORES"),
+        ("ZRANGESTORE", "d", "s", "0", "1"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+        ("ZRANGESTORE", "d", "s", "(1", "+inf", "BYSCORE", "LIMIT", "0", "1"), ("ZRANGE", "d", "0", "-1", "WITHSCORES"),
+        ("ZRANGESTORE", "d", "l", "[c", "+", "BYLEX"), ("ZRANGE", "d", "0", "-1"),
+        ("ZRANGESTORE", "d", "s", "0", "-1", "WITHSCORES"), ("ZRANGESTORE", "d", "missing", "0", "-1"), ("EXISTS", "d"),
+        ("SET", "str", "v"), ("ZRANGESTORE", "d", "str", "0", "-1"), ("ZRANGESTORE", "str", "s", "0", "0"),
+        ("TYPE", "str"), ("ZRANGESTORE", "d", "s", "5", "9"), ("ZRANGESTORE", "d", "s", "x", "1", "BYSCORE"),
+    )  # fmt: skip
