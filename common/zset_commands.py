@@ -4,8 +4,9 @@ Introduced in chapter 17 (the full API), on chapter 11's sorted set
 (common/zset.py: a hashtable of members and an AVL tree ordered by score,
 then member). Here: ZPOPMIN, ZPOPMAX, ZMPOP, ZREMRANGEBYRANK,
 ZREMRANGEBYSCORE, the lexicographic family ZRANGEBYLEX, ZREVRANGEBYLEX,
-ZLEXCOUNT, ZREMRANGEBYLEX, and the set operations ZUNION, ZINTER, ZDIFF,
-their STORE forms (with WEIGHTS and AGGREGATE) and ZINTERCARD.
+ZLEXCOUNT, ZREMRANGEBYLEX, ZRANGE (with BYLEX) and ZRANGESTORE,
+ZRANDMEMBER, and the set operations ZUNION, ZINTER, ZDIFF, their STORE
+forms (with WEIGHTS and AGGREGATE) and ZINTERCARD.
 
 Lexicographic ranges are meant for sets whose members all have the same
 score: the tree's order is then the members' byte order, and a range is a
@@ -19,6 +20,7 @@ score_range_ends, write_members, keyspace, Entry, discard, set_deadline).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +33,9 @@ NOT_AN_INTEGER = "ERR value is not an integer or out of range"
 BAD_LEX_RANGE = "ERR min or max not valid string range item"
 BAD_SCORE_RANGE = "ERR min or max is not a float"
 LONG_MAX = 2**63 - 1
+# ZRANDMEMBER's largest count: Redis streams any size of reply; this server
+# builds a reply whole, so a client may not ask for an unbounded one.
+MAX_RANDOM_DRAWS = 1_000_000
 
 # A lexicographic bound: (member, exclusive), or one of the two infinities.
 MINUS, PLUS = "-", "+"
@@ -134,8 +139,7 @@ def between(zset: ZSet, first: ZNode | None, last: ZNode | None) -> list[ZNode]:
 
 
 class SortedSetCommands:
-    """ZPOPMIN, ZPOPMAX, ZMPOP, ZREMRANGEBYRANK, ZREMRANGEBYSCORE,
-    ZRANGEBYLEX, ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX."""
+    """The sorted-set commands chapter 17 adds to chapter 11's (see the module docstring)."""
 
     def __init__(self, db: Any) -> None:
         self.db = db
@@ -161,6 +165,7 @@ class SortedSetCommands:
             # ZRANGE again, as Redis 7 has it: chapter 14's, plus BYLEX; and ZRANGESTORE.
             b"zrange": CommandSpec(self.zrange, -4, ("readonly",), 1, 1, 1),
             b"zrangestore": CommandSpec(self.zrangestore, -5, ("write", "denyoom"), 1, 2, 1),
+            b"zrandmember": CommandSpec(self.zrandmember, -2, ("readonly",), 1, 1, 1),
         }
 
     # --- popping -----------------------------------------------------------------------
@@ -390,6 +395,47 @@ class SortedSetCommands:
         for node in nodes:
             result.add(node.key, node.score)
         self.store(destination, result, out)
+
+    # --- ZRANDMEMBER ------------------------------------------------------------------------
+
+    def zrandmember(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZRANDMEMBER key [count [WITHSCORES]]: a positive count asks for
+        distinct members, a negative one for that many draws, repeats allowed."""
+        count = None
+        withscores = False
+        if len(args) >= 2:
+            count = parse_integer(args[1])
+            if count is None:
+                out.error(NOT_AN_INTEGER)
+                return
+            if count == -(2**63):
+                out.error(f"ERR value is out of range, value must between {-LONG_MAX} and {LONG_MAX}")
+                return
+            if len(args) > 3 or (len(args) == 3 and args[2].lower() != b"withscores"):
+                out.error("ERR syntax error")
+                return
+            withscores = len(args) == 3
+            if (withscores and not -LONG_MAX // 2 <= count <= LONG_MAX // 2) or abs(count) > MAX_RANDOM_DRAWS:
+                # Redis's limit with scores; ours for any count: a reply must stay bounded.
+                out.error("ERR value is out of range")
+                return
+        zset = self.db.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        if count is None:
+            if zset is None:
+                out.null()
+            else:
+                out.bulk(zset.at(random.randrange(len(zset))).key)
+            return
+        if zset is None or count == 0:
+            out.array(0)
+            return
+        if count > 0:
+            ranks = random.sample(range(len(zset)), min(count, len(zset)))
+        else:
+            ranks = [random.randrange(len(zset)) for _ in range(-count)]
+        self.db.write_members(out, [zset.at(rank) for rank in ranks], withscores)
 
     # --- set operations -------------------------------------------------------------------
 

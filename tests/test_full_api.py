@@ -436,3 +436,25 @@ def test_zrange_bylex_and_zrangestore_match_redis(empty_pair):
         ("SET", "str", "v"), ("ZRANGESTORE", "d", "str", "0", "-1"), ("ZRANGESTORE", "str", "s", "0", "0"),
         ("TYPE", "str"), ("ZRANGESTORE", "d", "s", "5", "9"), ("ZRANGESTORE", "d", "s", "x", "1", "BYSCORE"),
     )  # fmt: skip
+
+
+@pytest.mark.readme("Sorted sets")
+def test_zrandmember_errors_match_redis_and_draws_are_random(empty_pair, server):
+    assert_same_replies(
+        *empty_pair,
+        ("ZADD", "one", "1", "a"), ("ZRANDMEMBER", "one"), ("ZRANDMEMBER", "one", "5"), ("ZRANDMEMBER", "one", "-3"),
+        ("ZRANDMEMBER", "one", "-2", "WITHSCORES"), ("ZRANDMEMBER", "one", "0"), ("ZRANDMEMBER", "missing"),
+        ("ZRANDMEMBER", "missing", "3"), ("ZRANDMEMBER", "one", "x"), ("ZRANDMEMBER", "one", "1", "FOO"),
+        ("ZRANDMEMBER", "one", "1", "WITHSCORES", "x"), ("ZRANDMEMBER", "one", "-9223372036854775808"),
+        ("ZRANDMEMBER", "one", "-9223372036854775807", "WITHSCORES"), ("SET", "s", "v"), ("ZRANDMEMBER", "s"),
+    )  # fmt: skip
+    with server.redis() as client:
+        client.zadd("many", {f"m{i}": i for i in range(100)})
+        distinct = client.zrandmember("many", 10)
+        assert len(distinct) == len(set(distinct)) == 10
+        assert len(client.zrandmember("many", 500)) == 100
+        draws = client.zrandmember("many", -2000)
+        assert len(draws) == 2000 and len(set(draws)) > 80  # repeats allowed, and spread
+        pairs = client.zrandmember("many", 3, withscores=True)
+        assert all(float(score) == int(member[1:]) for member, score in zip(pairs[0::2], pairs[1::2]))
+        assert len({client.zrandmember("many") for _ in range(200)}) > 50

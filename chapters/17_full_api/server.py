@@ -12,16 +12,16 @@ it, family by family, each in a common/ module of its own:
   progressive resizing of chapter 08's hashtable (HMap.scan);
 * sorted sets (common/zset_commands.py): ZPOPMIN, ZPOPMAX, ZMPOP,
   ZREMRANGEBYRANK, ZREMRANGEBYSCORE, the lexicographic ZRANGEBYLEX,
-  ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX, and the set operations ZUNION,
-  ZINTER, ZDIFF, their STORE forms and ZINTERCARD.
+  ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX, ZRANGE with BYLEX,
+  ZRANGESTORE, ZRANDMEMBER, and the set operations ZUNION, ZINTER, ZDIFF,
+  their STORE forms and ZINTERCARD.
 
 * blocking pops, the second lesson: BZPOPMIN, BZPOPMAX and BZMPOP park
   their client until a write feeds one of its keys, first come first
   served, or its timeout passes; the event loop never waits (see the
   section "blocking pops" below).
 
-Still to come in this chapter (issue 13): ZRANGE ... BYLEX, ZRANGESTORE,
-ZRANDMEMBER and OBJECT.
+Not here (issue 13): OBJECT, and LCS.
 
 Everything else is chapter 16's server, imported unchanged, persistence
 included: the new write commands are logged to the AOF like the others,
