@@ -15,7 +15,8 @@ calls the result unspecified.
 
 `db` is chapter 14's server module (or anything with its API: lookup_zset,
 lookup_live, delete_entry, parse_score_bound, parse_double, nodes_by_rank,
-score_range_ends, write_members, keyspace, Entry, discard, set_deadline).
+nodes_by_score, nodes_between, score_range_ends, write_members, keyspace,
+Entry).
 """
 
 from __future__ import annotations
@@ -115,27 +116,6 @@ def parse_mpop(args: list[bytes], out: ReplyBuffer) -> tuple[list[bytes], bool, 
             out.error("ERR syntax error")
             return None
     return args[1:where], args[where].lower() == b"max", count or 1
-
-
-def nodes_by_lex(zset: ZSet, low: LexBound, high: LexBound, reverse: bool, offset: int, limit: int) -> list[ZNode]:
-    """Members in the lexicographic range, skipping `offset`, at most `limit`
-    (negative: no limit); O(log n + k), as chapter 14's nodes_by_score."""
-    first, last = lex_range_ends(zset, low, high)
-    if first is None or last is None or offset < 0:
-        return []
-    available = zset.rank(last) - zset.rank(first) + 1 - offset
-    count = available if limit < 0 else min(limit, available)
-    if count <= 0:
-        return []
-    start = zset.rank(last) - offset if reverse else zset.rank(first) + offset
-    return list(zset.walk(zset.at(start), count, -1 if reverse else 1))
-
-
-def between(zset: ZSet, first: ZNode | None, last: ZNode | None) -> list[ZNode]:
-    """The nodes from `first` to `last`, both included (none if either is None)."""
-    if first is None or last is None:
-        return []
-    return list(zset.walk(first, zset.rank(last) - zset.rank(first) + 1))
 
 
 class SortedSetCommands:
@@ -249,14 +229,14 @@ class SortedSetCommands:
         if low is None or high is None:
             out.error(BAD_SCORE_RANGE)
             return
-        self.remove(args[0], out, lambda zset: between(zset, *self.db.score_range_ends(zset, low, high)))
+        self.remove(args[0], out, lambda zset: self.db.nodes_by_score(zset, low, high, False, 0, -1))
 
     def zremrangebylex(self, args: list[bytes], out: ReplyBuffer) -> None:
         low, high = parse_lex_bound(args[1]), parse_lex_bound(args[2])
         if low is None or high is None:
             out.error(BAD_LEX_RANGE)
             return
-        self.remove(args[0], out, lambda zset: between(zset, *lex_range_ends(zset, low, high)))
+        self.remove(args[0], out, lambda zset: self.nodes_by_lex(zset, low, high, False, 0, -1))
 
     def remove(self, key: bytes, out: ReplyBuffer, select: Callable[[ZSet], list[ZNode]]) -> None:
         zset = self.db.lookup_zset(key, out)
@@ -310,8 +290,13 @@ class SortedSetCommands:
         zset = self.db.lookup_zset(key, out)
         if zset is False:
             return
-        nodes = nodes_by_lex(zset, low, high, reverse, offset, limit) if zset is not None else []
+        nodes = self.nodes_by_lex(zset, low, high, reverse, offset, limit) if zset is not None else []
         self.db.write_members(out, nodes, False)
+
+    def nodes_by_lex(self, zset: ZSet, low: LexBound, high: LexBound, reverse: bool, offset: int,
+                     limit: int) -> list[ZNode]:  # fmt: skip
+        """Members in the lexicographic range, skipping `offset`, at most `limit` (negative: no limit)."""
+        return self.db.nodes_between(zset, *lex_range_ends(zset, low, high), reverse, offset, limit)
 
     def zlexcount(self, args: list[bytes], out: ReplyBuffer) -> None:
         low, high = parse_lex_bound(args[1]), parse_lex_bound(args[2])
@@ -383,7 +368,7 @@ class SortedSetCommands:
             if low_lex is None or high_lex is None:
                 out.error(BAD_LEX_RANGE)
                 return
-            select = lambda zset: nodes_by_lex(zset, low_lex, high_lex, reverse, offset, limit)  # noqa: E731
+            select = lambda zset: self.nodes_by_lex(zset, low_lex, high_lex, reverse, offset, limit)  # noqa: E731
         zset = self.db.lookup_zset(args[0], out)
         if zset is False:
             return

@@ -827,10 +827,18 @@ def nodes_by_score(
     zset: ZSet, low: tuple[float, bool], high: tuple[float, bool], reverse: bool, offset: int, limit: int
 ) -> list[ZNode]:
     """Members with scores between the bounds, skipping `offset`, at most
-    `limit` (negative: no limit). O(log n + k): the offset is skipped by
-    rank arithmetic and one O(log n) seek, not member by member."""
-    first, last = score_range_ends(zset, low, high)
-    if first is None or offset < 0:
+    `limit` (negative: no limit)."""
+    return nodes_between(zset, *score_range_ends(zset, low, high), reverse, offset, limit)
+
+
+def nodes_between(
+    zset: ZSet, first: ZNode | None, last: ZNode | None, reverse: bool, offset: int, limit: int
+) -> list[ZNode]:
+    """The nodes from `first` to `last` (None: no range), skipping `offset`,
+    at most `limit`. O(log n + k): the offset is skipped by rank arithmetic
+    and one O(log n) seek, not member by member. (Chapter 17's
+    lexicographic ranges use it too.)"""
+    if first is None or last is None or offset < 0:
         return []
     available = zset.rank(last) - zset.rank(first) + 1 - offset
     count = available if limit < 0 else min(limit, available)
