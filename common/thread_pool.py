@@ -25,6 +25,7 @@ Chapter 14's server therefore tears sorted sets down slice by slice.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -89,6 +90,12 @@ class ThreadPool:
         self.shutdown()
 
     def _work(self) -> None:
+        # The process's signals (SIGTERM, Ctrl-C, the SIGALRM retry of
+        # common/net.py) go to the main thread, never here: the kernel hands
+        # a process signal to any thread not blocking it, and one received by
+        # a worker would not wake the event loop's poll(), which could then
+        # sleep on, the shutdown unnoticed, until its timeout (minutes).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGALRM})
         while True:
             with self._lock:
                 while not self._tasks and not self._closed:

@@ -1,6 +1,7 @@
 """common/thread_pool.py: tasks run, concurrently, and survive failures."""
 
 import logging
+import signal
 import threading
 
 import pytest
@@ -58,3 +59,14 @@ def test_shutdown_finishes_queued_tasks_then_refuses_more():
     assert pool.pending() == 0
     with pytest.raises(RuntimeError):
         pool.submit(print)
+
+
+def test_workers_leave_the_process_signals_to_the_main_thread():
+    """A SIGTERM taken by a worker would not wake the event loop's poll();
+    so workers block it, and the kernel delivers it to the main thread."""
+    masks = []
+    with ThreadPool(1) as pool:
+        pool.submit(lambda: masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        pool.wait_idle()
+    assert masks and {signal.SIGTERM, signal.SIGINT, signal.SIGALRM} <= set(masks[0])
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the main thread's own mask
