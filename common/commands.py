@@ -29,6 +29,10 @@ REDIS_VERSION = "7.0.0"
 
 Command = Callable[[list[bytes], Any], None]
 ERROR_MARK = ord("-")  # the first byte of an error reply
+# Redis's texts for the errors many commands share (chapter 17's families use them).
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+NOT_AN_INTEGER = "ERR value is not an integer or out of range"
+NOT_A_FLOAT = "ERR value is not a valid float"
 
 
 @dataclass(slots=True)

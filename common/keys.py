@@ -18,14 +18,12 @@ import re
 import time
 from typing import Any
 
-from common.commands import CommandSpec
+from common.commands import NOT_AN_INTEGER, WRONGTYPE, CommandSpec
 from common.glob import compile_glob
 from common.resp import parse_integer
 from common.resp3 import ReplyBuffer, format_double
 from common.zset import ZSet
 
-WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
-NOT_AN_INTEGER = "ERR value is not an integer or out of range"
 CURSOR = re.compile(rb"([+-]?)([0-9]*)")
 ULONG_MAX = 2**64 - 1
 # Redis keeps a sorted set this small as one listpack and ZSCAN returns it whole,

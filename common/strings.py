@@ -18,13 +18,10 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from common.commands import CommandSpec, wrong_arity_message
+from common.commands import NOT_A_FLOAT, NOT_AN_INTEGER, WRONGTYPE, CommandSpec, wrong_arity_message
 from common.resp import RequestParser, parse_integer
 from common.resp3 import ReplyBuffer
 
-WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
-NOT_AN_INTEGER = "ERR value is not an integer or out of range"
-NOT_A_FLOAT = "ERR value is not a valid float"
 TOO_BIG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 LLONG_MIN, LLONG_MAX = -(2**63), 2**63 - 1
 

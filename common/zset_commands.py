@@ -25,12 +25,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from common.commands import CommandSpec
+from common.commands import NOT_AN_INTEGER, CommandSpec
 from common.resp import parse_integer
 from common.resp3 import ReplyBuffer
 from common.zset import ZNode, ZSet
 
-NOT_AN_INTEGER = "ERR value is not an integer or out of range"
 BAD_LEX_RANGE = "ERR min or max not valid string range item"
 BAD_SCORE_RANGE = "ERR min or max is not a float"
 LONG_MAX = 2**63 - 1
@@ -177,13 +176,14 @@ class SortedSetCommands:
             self.pop(keys, out, highest, count, nested=True, with_key=True)
 
     def pop(self, keys: list[bytes], out: ReplyBuffer, highest: bool, count: int | None, nested: bool,
-            with_key: bool) -> None:  # fmt: skip
+            with_key: bool) -> int:  # fmt: skip
         """Redis's genericZpopCommand: from the first of `keys` that holds a
-        set, pop `count` members (None: one, and a flat reply)."""
+        set, pop `count` members (None: one, and a flat reply). Returns how
+        many it popped."""
         for key in keys:
             zset = self.db.lookup_zset(key, out)
             if zset is False:
-                return
+                return 0
             if zset is not None:
                 break
         else:
@@ -191,10 +191,10 @@ class SortedSetCommands:
                 out += b"_\r\n" if out.protocol == 3 else b"*-1\r\n"
             else:
                 out.array(0)
-            return
+            return 0
         if count == 0:
             out.array(0)
-            return
+            return 0
         taken = min(count or 1, len(zset))
         if with_key and nested:  # ZMPOP, BZMPOP: [key, [[member, score], ...]]
             out.array(2)
@@ -214,6 +214,7 @@ class SortedSetCommands:
             zset.delete(node)
         if not zset:
             self.db.delete_entry(self.db.lookup_live(key))  # an empty set is no key at all
+        return taken
 
     # --- removing ranges -----------------------------------------------------------------
 

@@ -402,11 +402,11 @@ ZERO_IS_NO_CHANGE = {b"expire", b"pexpire", b"expireat", b"pexpireat", b"persist
 
 
 def log_write(name: bytes, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
-    """Called after every write command: count the change, and log it
-    (not while replaying the log itself)."""
+    """Called after every write command that succeeded: count the change,
+    and log it (not while replaying the log itself)."""
     global changes_since_save
-    if loading or len(out) == reply_start or out[reply_start] == ERROR_MARK:
-        return  # replaying, no reply yet (a client blocked, chapter 17), or an error
+    if loading:
+        return
     if name in ZERO_IS_NO_CHANGE and out.startswith(b":0\r\n", reply_start):
         return
     if name == b"flushall" and settings.save_rules:
@@ -459,8 +459,9 @@ def logged(name: bytes, function: Callable[[list[bytes], ReplyBuffer], None]) ->
             return
         reply_start = len(out)
         function(args, out)
-        log_write(name, args, out, reply_start)
-        if after_write and len(out) > reply_start and out[reply_start] != ERROR_MARK:
+        # No reply yet (a client blocked, chapter 17) or an error: nothing happened.
+        if len(out) > reply_start and out[reply_start] != ERROR_MARK:
+            log_write(name, args, out, reply_start)
             for hook in after_write:
                 hook(name, args)
 
@@ -731,8 +732,7 @@ def open_aof() -> None:
         last = manifest.incrs[-1]
         descriptor = os.open(settings.aof_dir / last.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     else:
-        descriptor = open_incr(manifest)
-    write_manifest(manifest)
+        descriptor = open_incr(manifest)  # lists it in the manifest, written to disk
     aof = AppendOnly(manifest, descriptor, bytearray(), last_fsync=time.monotonic())
     # Like Redis, name the database once at the start of what we append.
     aof.buffer += encode_command(b"SELECT", b"0")

@@ -174,8 +174,7 @@ def pop_or_block(keys: list[bytes], timeout_text: bytes, out: ReplyBuffer, highe
 def pop(key: bytes, out: ReplyBuffer, highest: bool, count: int | None, multi: bool) -> None:
     """Pop from the sorted set at `key` (there is one) and reply; logged
     to the AOF as the ZPOPMIN or ZPOPMAX it amounts to, as Redis does."""
-    taken = min(count or 1, len(chapter14.keyspace.lookup(key).value))
-    SORTED_SETS.pop([key], out, highest, count if multi else None, nested=multi, with_key=True)
+    taken = SORTED_SETS.pop([key], out, highest, count if multi else None, nested=multi, with_key=True)
     if chapter16.aof is not None and not chapter16.loading:
         command = [b"ZPOPMAX" if highest else b"ZPOPMIN", key] + ([b"%d" % taken] if multi else [])
         chapter16.aof.buffer += encode_command(*command)
