@@ -329,6 +329,28 @@ class ReplyMismatch(AssertionError):
         self.sent, self.expected, self.received, self.source = sent, expected, received, source
 
 
+# --- chapter 16 on: servers on a data directory ----------------------------------
+
+
+def launch(server: ServerProcess, directory: Path, *args: str) -> ServerProcess:
+    """Another server of the chapter under test, on `directory`, with `args`."""
+    return ServerProcess(server.command, ("--dir", str(directory), *args), own_server=server.own_server,
+                         chapter=server.chapter)  # fmt: skip
+
+
+def state(client: redis.Redis) -> dict[bytes, tuple]:
+    """Every key: its type, value (members with scores) and absolute expiry."""
+    result = {}
+    for name in client.keys(b"*"):
+        kind = client.type(name)
+        if kind == b"string":
+            value = client.get(name)
+        else:
+            value = tuple(client.zrange(name, 0, -1, withscores=True))
+        result[name] = (kind, value, client.pexpiretime(name))
+    return result
+
+
 def assert_same_sequence(pair: tuple[RawClient, RawClient], keys: tuple[str, ...],
                          sequence: list[tuple[bytes | str | int, ...]]) -> None:  # fmt: skip
     """A random command sequence (hypothesis) on both servers, from `keys` deleted."""

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from common.aof import CommandReader
 from common.resp import encode_command
-from tests.support import assert_same_replies, assert_same_sequence
+from tests.support import assert_same_replies, assert_same_sequence, launch, state
 
 pytestmark = [pytest.mark.since(17), pytest.mark.readme("Strings and keys")]
 
@@ -185,8 +185,6 @@ def test_random_sequences_match_redis(empty_pair, sequence):
 
 @pytest.mark.readme("Persistence of the new commands")
 def test_new_writes_are_logged_with_absolute_deadlines(server, tmp_path):
-    from tests.test_persistence import launch, state  # chapter 16's helpers
-
     ours = launch(server, tmp_path, "--save", "", "--appendonly", "yes")
     with ours.redis() as client:
         client.execute_command("SETEX", "setex", 1000, "v")  # redis-py deprecates its setex()
@@ -399,8 +397,6 @@ def test_a_parked_client_that_hangs_up_is_forgotten_and_others_are_served(server
 
 @pytest.mark.readme("Blocking pops")
 def test_a_served_pop_is_logged_as_zpopmin_after_the_write_that_fed_it(server, tmp_path):
-    from tests.test_persistence import launch
-
     ours = launch(server, tmp_path, "--save", "", "--appendonly", "yes")
     with ours.connect() as parked, ours.connect() as writer:
         parked.send(encode_command("BZPOPMIN", "queue", "0"))

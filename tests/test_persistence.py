@@ -21,17 +21,11 @@ import pytest
 import redis
 
 from tests.conftest import require_tool
-from tests.support import AcknowledgedWriter, ServerProcess
+from tests.support import AcknowledgedWriter, ServerProcess, launch, state
 
 pytestmark = [pytest.mark.since(16), pytest.mark.readme("Snapshots: RDB")]
 
 NO_RULES = ("--save", "")
-
-
-def launch(server: ServerProcess, directory: Path, *args: str) -> ServerProcess:
-    """Another server of the chapter under test, on `directory`, with `args`."""
-    return ServerProcess(server.command, ("--dir", str(directory), *args), own_server=server.own_server,
-                         chapter=server.chapter)  # fmt: skip
 
 
 def real_redis(directory: Path, *args: str) -> ServerProcess:
@@ -55,19 +49,6 @@ def fill(client: redis.Redis) -> None:
     client.zadd(b"large", {b"member:%d" % i: i * 1.5 for i in range(300)})  # past 128: not a listpack
     client.zadd(b"zset-ttl", {b"x": 0.1})
     client.pexpire(b"zset-ttl", 7_200_000)
-
-
-def state(client: redis.Redis) -> dict[bytes, tuple]:
-    """Every key: its type, value (members with scores) and absolute expiry."""
-    result = {}
-    for name in client.keys(b"*"):
-        kind = client.type(name)
-        if kind == b"string":
-            value = client.get(name)
-        else:
-            value = tuple(client.zrange(name, 0, -1, withscores=True))
-        result[name] = (kind, value, client.pexpiretime(name))
-    return result
 
 
 def test_real_redis_reads_our_snapshot(server, tmp_path):
