@@ -161,6 +161,12 @@ pieces = st.one_of(
     odd_requests(),
     st.tuples(st.sampled_from([b"*", b"$"]), odd_numbers).map(lambda parts: parts[0] + parts[1] + b"\r\n"),
     st.binary(max_size=12),
+    # Arguments holding CRLF, or looking like headers: they defeat a parser
+    # that splits the buffer into lines.
+    st.lists(st.sampled_from([b"\r\n", b"a\r\nb", b"", b"\r", b"\n", b"$3", b"*1\r\n"]), min_size=1, max_size=4).map(
+        lambda args: encode_command(*args)
+    ),
+    st.sampled_from([b"PING\r\n", b"ECHO a\n", b"\r\n"]),  # inline, between multibulk requests
 )
 
 
