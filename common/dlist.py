@@ -64,10 +64,18 @@ class DList:
 
     def move_to_back(self, node: DListNode) -> None:
         """Detach `node` if it is in a list, then append it."""
-        if node.next is self._sentinel:
+        sentinel = self._sentinel
+        last = sentinel.prev
+        if last is node:
             return  # already last: a connection is touched twice per request (read, then reply sent)
-        self.detach(node)
-        self.push_back(node)
+        # detach and push_back, inlined: chapter 12 on runs this for every
+        # request, and two Python calls cost about a tenth of a microsecond.
+        if node.prev is not None:
+            node.prev.next = node.next
+            node.next.prev = node.prev
+        node.prev, node.next = last, sentinel
+        last.next = node
+        sentinel.prev = node
 
     def front(self) -> DListNode | None:
         """The first node, or None if the list is empty."""

@@ -218,9 +218,11 @@ def set_(args: list[bytes], out: ReplyBuffer) -> None:
         if entry is None:
             keyspace.insert(Entry(key, value))
         else:
-            discard(entry.value)
+            if type(entry.value) is not bytes:
+                discard(entry.value)
             entry.value = value
-            set_deadline(entry, None)
+            if expires:  # a lookup saved when no key has a TTL, as in a cache without them
+                set_deadline(entry, None)
         out.simple("OK")
         return
     flags: set[bytes] = set()
