@@ -18,24 +18,43 @@ import re
 import time
 from typing import Any
 
-from common.commands import NOT_AN_INTEGER, WRONGTYPE, CommandSpec
+from common.commands import (
+    NOT_AN_INTEGER,
+    WRONGTYPE,
+    CommandSpec,
+    unknown_subcommand_message,
+    write_help,
+    wrong_arity_message,
+)
 from common.glob import compile_glob
 from common.resp import parse_integer
 from common.resp3 import ReplyBuffer, format_double
 from common.zset import ZSet
+from common.zset_listpack import ListpackZSet
 
 CURSOR = re.compile(rb"([+-]?)([0-9]*)")
 ULONG_MAX = 2**64 - 1
-# Redis keeps a sorted set this small as one listpack and ZSCAN returns it whole,
-# in order, with cursor 0 (zset-max-listpack-entries / -value); so do we.
-LISTPACK_ENTRIES, LISTPACK_VALUE = 128, 64
+OBJECT_HELP = [
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "HELP",
+    "    Prints this help.",
+]
+NO_LFU = (
+    "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching "
+    "between policies at runtime LRU and LFU data will take some time to adjust."
+)
 # SCAN visits at most COUNT * this many buckets per call, as Redis: a sparse
 # table must not make one call walk it all.
 EMPTY_VISITS_PER_KEY = 10
 
 
 def type_name(value: Any) -> bytes:
-    return b"zset" if type(value) is ZSet else b"string"
+    return b"zset" if isinstance(value, ZSet) else b"string"
 
 
 def parse_cursor(text: bytes) -> int | None:
@@ -63,6 +82,7 @@ class KeyCommands:
             b"randomkey": CommandSpec(self.randomkey, 1, ("readonly",)),
             b"touch": CommandSpec(self.touch, -2, ("readonly", "fast"), 1, -1, 1),
             b"time": CommandSpec(self.time, 1, ("loading", "stale", "fast")),
+            b"object": CommandSpec(self.object_, -2, ()),
             b"scan": CommandSpec(self.scan, -2, ("readonly",)),
             b"zscan": CommandSpec(self.zscan, -3, ("readonly",), 1, 1, 1),
         }
@@ -137,9 +157,11 @@ class KeyCommands:
                 return
             self.db.delete_entry(existing)
         value = entry.value
-        if type(value) is ZSet:  # a set is copied member by member; a string is immutable, shared
-            duplicate = ZSet()
-            for node in value.members:
+        if isinstance(value, ListpackZSet):  # a set is copied member by member; a string is immutable, shared
+            duplicate = ListpackZSet()
+            if value.encoding != duplicate.encoding:
+                duplicate.convert()  # the copy keeps the source's encoding, as Redis's zsetDup
+            for node in value.nodes():
                 duplicate.add(node.key, node.score)
             value = duplicate
         copied = self.db.Entry(destination, value)
@@ -148,6 +170,35 @@ class KeyCommands:
         if deadline is not None:
             self.db.set_deadline(copied, deadline)
         out.integer(1)
+
+    def object_(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """OBJECT ENCODING key | FREQ key | HELP.
+
+        ENCODING is meaningful for sorted sets, which have two encodings
+        here as in Redis (common/zset_listpack.py), reported in Redis's
+        names. A string is one Python bytes object, its header and bytes in
+        one allocation: what Redis calls embstr, so every string answers
+        that (Redis also has int and raw, which we do not). FREQ answers as
+        Redis does without an LFU eviction policy, which this server never
+        has. IDLETIME and REFCOUNT are not here: we track no access times,
+        and Python's reference counts are not Redis's.
+        """
+        subcommand = args[0].lower()
+        if subcommand == b"help" and len(args) == 1:
+            write_help(out, "OBJECT", OBJECT_HELP)
+        elif subcommand in (b"encoding", b"freq") and len(args) == 2:
+            entry = self.db.lookup_live(args[1])
+            if entry is None:
+                out.null()
+            elif subcommand == b"freq":
+                out.error(NO_LFU)
+            else:
+                value = entry.value
+                out.bulk(b"embstr" if type(value) is bytes else getattr(value, "encoding", "skiplist").encode())
+        elif subcommand in (b"encoding", b"freq", b"help"):
+            out.error(wrong_arity_message(b"object|" + subcommand))
+        else:
+            out.error(unknown_subcommand_message(args[0], "OBJECT"))
 
     def randomkey(self, args: list[bytes], out: ReplyBuffer) -> None:
         while (entry := self.db.keyspace.random_node(random)) is not None:
@@ -180,7 +231,7 @@ class KeyCommands:
             out.error("ERR invalid cursor")
             return
         entry = self.db.lookup_live(args[0])
-        if entry is not None and type(entry.value) is not ZSet:
+        if entry is not None and not isinstance(entry.value, ZSet):
             out.error(WRONGTYPE)
             return
         if entry is None:
@@ -216,13 +267,12 @@ class KeyCommands:
                 out.error("ERR syntax error")
                 return
             position += 2
-        table = self.db.keyspace if zset is None else zset.members
-        if zset is not None and len(zset) <= LISTPACK_ENTRIES and all(
-            len(node.key) <= LISTPACK_VALUE for node in zset.members
-        ):
-            # Redis holds this set as one listpack and returns it whole: so do we, in its order.
+        if zset is not None and zset.encoding == "listpack":
+            # A small set has no hashtable to walk: it is returned whole, in
+            # its order, with cursor 0, as Redis returns a listpack.
             nodes, cursor = list(zset.walk(zset.first(), len(zset))), 0
         else:
+            table = self.db.keyspace if zset is None else zset.members
             nodes = []
             visits = count * EMPTY_VISITS_PER_KEY
             while True:

@@ -19,7 +19,7 @@ equal scores come out in lexicographic order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from common.avl import (
     AVLNode,
@@ -117,6 +117,11 @@ class ZSet:
             return None
         return avl_offset(avl_first(self.root), rank)
 
+    def offset(self, node: ZNode, offset: int) -> ZNode | None:
+        """The node `offset` places after `node` (before it if negative), or
+        None past either end: O(log n), the book's avl_offset."""
+        return avl_offset(node, offset)
+
     def first(self) -> ZNode | None:
         return avl_first(self.root)
 
@@ -155,6 +160,23 @@ class ZSet:
             else:
                 current = current.left
         return found
+
+    def where(self, condition: Callable[[bytes], bool], last: bool = False) -> ZNode | None:
+        """The first node, in order, whose member meets `condition` (one that
+        holds from some node on); with `last`, the last node (for a condition
+        that holds up to some node). One descent, O(log n). Chapter 17's
+        lexicographic ranges use it, where all scores are equal."""
+        found, node = None, self.root
+        while node is not None:
+            if condition(node.key):
+                found, node = node, node.right if last else node.left
+            else:
+                node = node.left if last else node.right
+        return found
+
+    def nodes(self) -> Iterator[ZNode]:
+        """Every node, in no particular order."""
+        return iter(self.members)
 
     @staticmethod
     def walk(node: ZNode | None, count: int, step: int = 1) -> Iterator[ZNode]:

@@ -29,6 +29,7 @@ from common.commands import NOT_AN_INTEGER, CommandSpec
 from common.resp import parse_integer
 from common.resp3 import ReplyBuffer
 from common.zset import ZNode, ZSet
+from common.zset_listpack import ListpackZSet
 
 BAD_LEX_RANGE = "ERR min or max not valid string range item"
 BAD_SCORE_RANGE = "ERR min or max is not a float"
@@ -69,23 +70,10 @@ def below_max(member: bytes, high: LexBound) -> bool:
     return member < value if exclusive else member <= value
 
 
-def node_where(zset: ZSet, condition: Callable[[bytes], bool], last: bool = False) -> ZNode | None:
-    """The first node, in tree order, whose member meets `condition` (a
-    condition that holds from some node on); with `last`, the last node (for
-    a condition that holds up to some node). One descent, O(log n)."""
-    found, node = None, zset.root
-    while node is not None:
-        if condition(node.key):
-            found, node = node, node.right if last else node.left
-        else:
-            node = node.left if last else node.right
-    return found
-
-
 def lex_range_ends(zset: ZSet, low: LexBound, high: LexBound) -> tuple[ZNode | None, ZNode | None]:
     """The first and last node of the range, or (None, None) if it is empty."""
-    first = node_where(zset, lambda member: above_min(member, low))
-    last = node_where(zset, lambda member: below_max(member, high), last=True)
+    first = zset.where(lambda member: above_min(member, low))
+    last = zset.where(lambda member: below_max(member, high), last=True)
     if first is None or last is None or zset.rank(first) > zset.rank(last):
         return None, None
     return first, last
@@ -377,7 +365,7 @@ class SortedSetCommands:
         if destination is None:
             self.db.write_members(out, nodes, withscores)
             return
-        result = ZSet()
+        result = ListpackZSet()
         for node in nodes:
             result.add(node.key, node.score)
         self.store(destination, result, out)
@@ -506,7 +494,7 @@ class SortedSetCommands:
         else:
             self.db.write_members(out, list(result.walk(result.first(), len(result))), withscores)
 
-    def store(self, destination: bytes, result: ZSet, out: ReplyBuffer) -> None:
+    def store(self, destination: bytes, result: ListpackZSet, out: ReplyBuffer) -> None:
         """The STORE forms: the result replaces whatever `destination` held
         (and its TTL); an empty result deletes it."""
         existing = self.db.lookup_live(destination)
@@ -527,11 +515,11 @@ def combine(operation: bytes, sources: list[ZSet | None], weights: list[float], 
     inputs = list(zip(sources, weights))
     if operation != b"diff":
         inputs.sort(key=lambda source: len(source[0]) if source[0] is not None else 0)
-    result = ZSet()
+    result = ListpackZSet()
     first, first_weight = inputs[0]
     if operation == b"inter":
         cardinality = 0
-        for node in (first.members if first is not None else ()):
+        for node in (first.nodes() if first is not None else ()):
             score = weighted(node.score, first_weight)
             for other, weight in inputs[1:]:
                 found = node if other is first else (other.lookup(node.key) if other is not None else None)
@@ -548,13 +536,13 @@ def combine(operation: bytes, sources: list[ZSet | None], weights: list[float], 
     if operation == b"union":
         scores: dict[bytes, float] = {}
         for source, weight in inputs:
-            for node in (source.members if source is not None else ()):
+            for node in (source.nodes() if source is not None else ()):
                 score = weighted(node.score, weight)
                 scores[node.key] = aggregated(scores[node.key], score, aggregate) if node.key in scores else score
         for member, score in scores.items():
             result.add(member, score)
         return result
-    for node in (first.members if first is not None else ()):  # diff: the first's members in no other
+    for node in (first.nodes() if first is not None else ()):  # diff: the first's members in no other
         if not any(other is not None and other.lookup(node.key) is not None for other, _ in inputs[1:]):
             result.add(node.key, node.score)
     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -270,6 +271,77 @@ zset_commands = st.one_of(
 @given(sequence=st.lists(zset_commands, min_size=1, max_size=25))
 def test_random_lexicographic_sequences_match_redis(empty_pair, sequence):
     assert_same_sequence(empty_pair, ("z", "d"), sequence)
+
+
+encoded_members = st.sampled_from(["a", "b", "c", "d", "long member"])  # 11 bytes: past zset-max-listpack-value 8
+encoded_keys = st.sampled_from(["z", "w"])
+encoding_commands = st.one_of(
+    st.tuples(st.just("ZADD"), encoded_keys, st.sampled_from(["1", "2", "0.5"]), encoded_members),
+    st.tuples(st.just("ZADD"), encoded_keys, st.just("1"), encoded_members, st.just("2"), encoded_members),
+    st.tuples(st.sampled_from(["ZREM", "ZSCORE", "ZRANK"]), encoded_keys, encoded_members),
+    st.tuples(st.just("ZINCRBY"), encoded_keys, st.just("1"), encoded_members),
+    st.tuples(st.sampled_from(["ZPOPMIN", "ZPOPMAX"]), encoded_keys),
+    st.tuples(st.just("OBJECT"), st.just("ENCODING"), st.sampled_from(["z", "w", "d", "c"])),
+    st.tuples(st.sampled_from(["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]), st.just("d"), st.just("2"), encoded_keys,
+              encoded_keys),  # fmt: skip
+    st.tuples(st.just("ZRANGESTORE"), st.just("d"), encoded_keys, st.just("0"), st.sampled_from(["1", "-1"])),
+    st.tuples(st.just("COPY"), encoded_keys, st.just("c"), st.just("REPLACE")),
+    st.tuples(st.just("ZRANGE"), st.sampled_from(["z", "d", "c"]), st.just("0"), st.just("-1"), st.just("WITHSCORES")),
+    st.tuples(st.just("ZRANGEBYSCORE"), encoded_keys, st.just("(0.5"), st.just("+inf"), st.just("LIMIT"), st.just("1"),
+              st.just("2")),  # fmt: skip
+    st.tuples(st.just("ZSCAN"), st.sampled_from(["z", "d"]), st.just("0")),
+)
+
+
+@pytest.mark.readme("Small sorted sets")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=st.lists(encoding_commands, min_size=1, max_size=30))
+def test_encodings_follow_redis_rules(empty_pair, sequence):
+    """With thresholds small enough to cross, every reply and OBJECT
+    ENCODING match Redis's: flat while small, converted when a set or a
+    member grows past them, stored results and copies alike."""
+    limits = {"zset-max-listpack-entries": "3", "zset-max-listpack-value": "8"}
+    try:
+        for client in empty_pair:
+            for name, value in limits.items():
+                assert client.command("CONFIG", "SET", name, value) == b"+OK\r\n"
+        assert_same_sequence(empty_pair, ("z", "w", "d", "c"), sequence)
+    finally:
+        for client in empty_pair:
+            client.command("CONFIG", "SET", "zset-max-listpack-entries", "128", "zset-max-listpack-value", "64")
+
+
+@pytest.mark.readme("Small sorted sets")
+def test_object_and_the_encoding_settings_match_redis(empty_pair):
+    assert_same_replies(
+        *empty_pair,
+        ("ZADD", "z", "1", "a"), ("OBJECT", "ENCODING", "z"), ("OBJECT", "ENCODING", "missing"),
+        ("OBJECT", "FREQ", "z"), ("OBJECT", "FREQ", "missing"), ("OBJECT", "ENCODING"), ("OBJECT", "ENCODING", "z", "x"),
+        ("OBJECT", "FREQ"), ("OBJECT", "HELP", "x"), ("OBJECT", "FOO", "z"), ("OBJECT",),
+        ("CONFIG", "GET", "zset-max-listpack-entries"), ("CONFIG", "GET", "zset-max-ziplist-value"),
+        ("CONFIG", "SET", "zset-max-listpack-entries", "x"), ("CONFIG", "SET", "zset-max-ziplist-value", "abc"),
+        ("CONFIG", "SET", "zset-max-ziplist-entries", "0"), ("ZADD", "y", "1", "a"), ("OBJECT", "ENCODING", "y"),
+        ("CONFIG", "SET", "zset-max-ziplist-entries", "128"), ("CONFIG", "GET", "zset-max-listpack-entries"),
+        ("ZADD", "x", "1", "a" * 64), ("OBJECT", "ENCODING", "x"), ("ZADD", "x", "1", "a" * 65), ("OBJECT", "ENCODING", "x"),
+    )  # fmt: skip
+
+
+@pytest.mark.readme("Small sorted sets")
+def test_the_flat_form_is_capped_so_a_write_stays_cheap(server):
+    """Redis accepts any zset-max-listpack-entries; a flat write moves every
+    entry, so we refuse a count past MAX_FLAT_ENTRIES rather than let one
+    client make every write to a big flat set cost milliseconds."""
+    with server.redis() as client:
+        with pytest.raises(redis.ResponseError, match="between 0 and 8192 inclusive"):
+            client.config_set("zset-max-listpack-entries", 8193)
+        try:
+            client.config_set("zset-max-listpack-entries", 8192)
+            client.zadd("big", {f"m{i}": i for i in range(8193)})
+            assert client.object("encoding", "big") == b"skiplist"
+            client.zadd("flat", {f"m{i}": i for i in range(8192)})
+            assert client.object("encoding", "flat") == b"listpack"
+        finally:
+            client.config_set("zset-max-listpack-entries", 128)
 
 
 @pytest.mark.readme("Sorted sets")

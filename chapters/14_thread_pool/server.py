@@ -36,7 +36,6 @@ from pathlib import Path
 # `common` imports when this file is run as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from common.avl import avl_offset  # noqa: E402
 from common.admin import ServerAdmin  # noqa: E402
 from common.commands import CommandSpec, CommandTable, wrong_arity_message  # noqa: E402
 from common.dlist import DList, DListNode  # noqa: E402
@@ -110,6 +109,9 @@ class Expiry(HNode):
 
 
 keyspace = HMap()  # key -> Entry
+# The class of a new sorted set. Chapter 17 starts small ones in a compact
+# encoding (common/zset_listpack.py); isinstance(value, ZSet) holds for both.
+SortedSet: type[ZSet] = ZSet
 expires = HMap()  # key -> Expiry, for the keys that have a TTL
 expiry_heap = Heap()  # those same Expiry objects, soonest deadline on top
 # Set up by main(): the pool that frees large values, None if disabled.
@@ -148,7 +150,7 @@ def discard(value: bytes | ZSet, background: bool = False) -> None:
     frees them all at once, stalling the server at some later moment.
     Dismantling the set frees each node now: here for a small set, on a
     worker thread for a large one, or for any set if `background`."""
-    if type(value) is not ZSet:
+    if not isinstance(value, ZSet):
         return
     if worker_pool is not None and (background or len(value) > lazy_free_threshold):
         worker_pool.submit(free_in_slices, value)
@@ -184,7 +186,7 @@ def free_keyspace_in_slices(old_keyspace: HMap, old_expires: HMap, old_heap: Hea
     old_heap.clear()
     while nodes:
         for node in nodes[-DEFAULT_FREE_SLICE:]:
-            if type(node) is Entry and type(node.value) is ZSet:
+            if type(node) is Entry and isinstance(node.value, ZSet):
                 free_in_slices(node.value)
         del nodes[-DEFAULT_FREE_SLICE:]  # the last references to these nodes
         time.sleep(0)
@@ -374,7 +376,7 @@ def type_(args: list[bytes], out: ReplyBuffer) -> None:
     if entry is None:
         out.simple("none")
     else:
-        out.simple("zset" if type(entry.value) is ZSet else "string")
+        out.simple("zset" if isinstance(entry.value, ZSet) else "string")
 
 
 def keys(args: list[bytes], out: ReplyBuffer) -> None:
@@ -571,7 +573,7 @@ def lookup_zset(key: bytes, out: ReplyBuffer) -> ZSet | None | bool:
     entry = lookup_live(key)
     if entry is None:
         return None
-    if type(entry.value) is not ZSet:
+    if not isinstance(entry.value, ZSet):
         out.error(WRONGTYPE)
         return False
     return entry.value
@@ -618,7 +620,7 @@ def zadd_generic(args: list[bytes], out: ReplyBuffer, incr: bool) -> None:
     if zset is False:
         return
     if zset is None and not xx:
-        zset = ZSet()
+        zset = SortedSet()
         keyspace.insert(Entry(key, zset))
     added = changed = 0
     processed = False
@@ -895,8 +897,8 @@ def zquery(args: list[bytes], out: ReplyBuffer) -> None:
         return
     node = zset.seek_ge(score, args[2]) if zset is not None else None
     if node is not None and offset:
-        node = avl_offset(node, offset)
-    write_members(out, list(ZSet.walk(node, limit)), withscores=True)
+        node = zset.offset(node, offset)
+    write_members(out, list(zset.walk(node, limit)) if node is not None else [], withscores=True)
 
 
 

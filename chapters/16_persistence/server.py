@@ -141,7 +141,7 @@ def write_rdb(path: Path) -> None:
             if type(value) is bytes:
                 writer.string(entry.key, value, deadline)
             else:
-                writer.sorted_set(entry.key, len(value), ((node.key, node.score) for node in value.members), deadline)
+                writer.sorted_set(entry.key, len(value), ((node.key, node.score) for node in value.nodes()), deadline)
         writer.end()
         file.flush()
         os.fsync(file.fileno())
@@ -630,7 +630,7 @@ def load_rdb_records(reader: RdbReader, source: str) -> int:
         if isinstance(record.value, bytes):
             value: bytes | ZSet = record.value
         else:
-            value = ZSet()
+            value = chapter14.SortedSet()
             for member, score in record.value:
                 value.add(member, score)
         entry = chapter14.Entry(record.key, value)

@@ -21,7 +21,11 @@ it, family by family, each in a common/ module of its own:
   served, or its timeout passes; the event loop never waits (see the
   section "blocking pops" below).
 
-Not here (issue 13): OBJECT, and LCS.
+* OBJECT ENCODING, and the third lesson: small sorted sets are kept flat,
+  as Redis's listpack, and indexed (chapter 11's ZSet) once they grow past
+  zset-max-listpack-entries or -value (common/zset_listpack.py).
+
+Not here: LCS.
 
 Everything else is chapter 16's server, imported unchanged, persistence
 included: the new write commands are logged to the AOF like the others,
@@ -57,6 +61,7 @@ from common.resp3 import ReplyBuffer  # noqa: E402
 from common.strings import StringCommands, parse_long_double  # noqa: E402
 from common.zset import ZSet  # noqa: E402
 from common.zset_commands import SortedSetCommands, parse_mpop  # noqa: E402
+from common.zset_listpack import MAX_FLAT_ENTRIES, ListpackZSet  # noqa: E402
 
 chapter16 = load_chapter(16)  # the server this chapter extends, persistence included
 chapter14 = chapter16.chapter14  # its keyspace: what the new commands work on
@@ -65,6 +70,13 @@ chapter14 = chapter16.chapter14  # its keyspace: what the new commands work on
 def add_commands() -> None:
     """The new families join chapter 14's command table before chapter 16
     wraps its write commands for the AOF, so they are logged too."""
+    # Small sorted sets start flat (common/zset_listpack.py), within Redis's settings.
+    chapter14.SortedSet = ListpackZSet
+    config = chapter14.ADMIN.config
+    for name in ("zset-max-listpack-entries", "zset-max-ziplist-entries"):  # Redis 7 keeps the old name as an alias
+        config.add_integer(name, lambda: ListpackZSet.max_entries, set_max_entries, maximum=MAX_FLAT_ENTRIES)
+    for name in ("zset-max-listpack-value", "zset-max-ziplist-value"):
+        config.add_integer(name, lambda: ListpackZSet.max_value, set_max_value, memory=True)
     for family in (StringCommands(chapter14), KeyCommands(chapter14), SORTED_SETS):
         for name, spec in family.specs().items():
             chapter14.COMMANDS.add(name, spec)
@@ -83,6 +95,14 @@ def add_commands() -> None:
     chapter16.RELATIVE_TIME[b"setex"] = (lambda args: True, 2)
     chapter16.RELATIVE_TIME[b"psetex"] = (lambda args: True, 2)
     chapter16.RELATIVE_TIME[b"getex"] = (chapter16.relative_options_from(1), None)
+
+
+def set_max_entries(value: int) -> None:
+    ListpackZSet.max_entries = value
+
+
+def set_max_value(value: int) -> None:
+    ListpackZSet.max_value = value
 
 
 # --- blocking pops ----------------------------------------------------------------------
@@ -187,7 +207,7 @@ def wake_clients(name: bytes, args: list[bytes]) -> None:
         queue = waiting.get(key)
         while queue:
             entry = chapter14.lookup_live(key)
-            if entry is None or type(entry.value) is not ZSet:
+            if entry is None or not isinstance(entry.value, ZSet):
                 break  # no sorted set there (a SET, a DEL): they wait on
             record = queue[0]
             unpark(record)
