@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -366,3 +367,18 @@ def assert_same_replies(ours: RawClient, theirs: RawClient, *commands: tuple[byt
         received = ours.command(*command)
         if received != expected:
             raise ReplyMismatch(command, expected, received, "real Redis")
+
+
+def apply_zset_operations(zset: Any, operations: list[tuple[str, bytes, float]]) -> None:
+    """("set", member, score) adds or rescores a member, ("delete", member, _)
+    removes it: the unit tests' sequences for chapter 11's ZSet and chapter
+    17's flat one."""
+    for action, member, score in operations:
+        node = zset.lookup(member)
+        if action == "set":
+            if node is None:
+                zset.add(member, score)
+            else:
+                zset.update(node, score)
+        elif node is not None:
+            zset.delete(node)

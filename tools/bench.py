@@ -32,6 +32,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,20 +77,25 @@ def run_benchmark(port: int, tests: str, clients: int, pipeline: int, requests: 
 
 def load_keys(port: int, count: int, batch: int = 10_000) -> None:
     """SET key:0 .. key:count-1 to a 3-byte value (redis-benchmark's default size), pipelined."""
+    load_pipelined(port, count, lambda i: b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$3\r\nxxx\r\n" % (len(b"key:%d" % i), i),
+                   b"+OK\r\n", batch)  # fmt: skip
+
+
+def load_pipelined(port: int, count: int, request: Callable[[int], bytes], reply: bytes, batch: int) -> None:
+    """Send request(0) .. request(count - 1), `batch` at a time, each to be answered `reply`."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         for start in range(0, count, batch):
             stop = min(start + batch, count)
-            sock.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$3\r\nxxx\r\n" % (len(b"key:%d" % i), i)
-                                  for i in range(start, stop)))  # fmt: skip
-            expected = b"+OK\r\n" * (stop - start)
+            sock.sendall(b"".join(request(i) for i in range(start, stop)))
+            expected = reply * (stop - start)
             received = bytearray()
             while len(received) < len(expected):
                 chunk = sock.recv(1 << 20)
                 if not chunk:
-                    raise ConnectionError("the server closed the connection while loading keys")
+                    raise ConnectionError("the server closed the connection while loading")
                 received += chunk
             if received != expected:
-                raise RuntimeError(f"unexpected replies while loading keys: {bytes(received[:100])!r}")
+                raise RuntimeError(f"unexpected replies while loading: {bytes(received[:100])!r}")
 
 
 def measure_round(target: Target, server: ServerProcess, requests: int) -> None:

@@ -20,7 +20,6 @@ import argparse
 import csv
 import io
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,28 +32,17 @@ from rich.table import Table  # noqa: E402
 
 from common.resp import encode_command  # noqa: E402
 from tests.support import ServerProcess, server_command  # noqa: E402
+from tools.bench import load_pipelined  # noqa: E402
 from tools.report import wide_console  # noqa: E402
 
 SERVER = Path(__file__).resolve().parent / "server.py"
 
 
-def load_sets(port: int, sets: int, members: int, batch: int = 1000) -> None:
+def load_sets(port: int, sets: int, members: int) -> None:
     """ZADD set:<12 digits> with `members` members each, pipelined: the
     key names redis-benchmark's __rand_int__ produces."""
     pairs = [part for i in range(members) for part in (str(i), f"member:{i}")]
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        for start in range(0, sets, batch):
-            stop = min(start + batch, sets)
-            sock.sendall(b"".join(encode_command("ZADD", "set:%012d" % i, *pairs) for i in range(start, stop)))
-            expected = b":%d\r\n" % members * (stop - start)
-            received = bytearray()
-            while len(received) < len(expected):
-                chunk = sock.recv(1 << 20)
-                if not chunk:
-                    raise ConnectionError("the server closed the connection while loading")
-                received += chunk
-            if received != expected:
-                raise RuntimeError(f"unexpected replies while loading: {bytes(received[:80])!r}")
+    load_pipelined(port, sets, lambda i: encode_command("ZADD", "set:%012d" % i, *pairs), b":%d\r\n" % members, 1000)
 
 
 def requests_per_second(port: int, sets: int, *command: str) -> float:

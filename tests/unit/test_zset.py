@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.zset import ZSet
+from tests.support import apply_zset_operations
 
 pytestmark = pytest.mark.since(11)
 
@@ -17,17 +18,12 @@ operations = st.lists(st.tuples(st.sampled_from(["set", "delete"]), members, sco
 
 def apply(operations) -> tuple[ZSet, dict[bytes, float]]:
     zset, model = ZSet(), {}
+    apply_zset_operations(zset, operations)
     for action, member, score in operations:
-        node = zset.lookup(member)
         if action == "set":
-            if node is None:
-                zset.add(member, score)
-            else:
-                zset.update(node, score)
             model[member] = score
-        elif node is not None:
-            zset.delete(node)
-            del model[member]
+        else:
+            model.pop(member, None)
     return zset, model
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from common.zset import ZSet
 from common.zset_listpack import ListpackZSet
+from tests.support import apply_zset_operations
 
 pytestmark = pytest.mark.since(17)
 
@@ -27,18 +28,6 @@ class Small(ListpackZSet):
     max_value = 4
 
 
-def apply(zset: ZSet, operations) -> None:
-    for action, member, score in operations:
-        node = zset.lookup(member)
-        if action == "set":
-            if node is None:
-                zset.add(member, score)
-            else:
-                zset.update(node, score)
-        elif node is not None:
-            zset.delete(node)
-
-
 def pairs(zset: ZSet, nodes) -> list[tuple[float, bytes]]:
     return [(node.score, node.key) for node in nodes]
 
@@ -48,8 +37,8 @@ def pairs(zset: ZSet, nodes) -> list[tuple[float, bytes]]:
        exclusive=st.booleans())
 def test_answers_as_chapter_11s_zset(operations, score, member, offset, exclusive):
     small, model = Small(), ZSet()
-    apply(small, operations)
-    apply(model, operations)
+    apply_zset_operations(small, operations)
+    apply_zset_operations(model, operations)
     assert len(small) == len(model)
     assert pairs(small, small.walk(small.first(), len(small))) == pairs(model, ZSet.walk(model.first(), len(model)))
     assert pairs(small, small.walk(small.last(), 3, -1)) == pairs(model, ZSet.walk(model.last(), 3, -1))
