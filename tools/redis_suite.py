@@ -268,7 +268,7 @@ def stale(reason: str, available: frozenset[str]) -> bool:
 # Why a command is missing, by family: for reasons in the expectation lists.
 NOT_IN_PROJECT = {
     "lists are not part of this project": "lpush rpush lpop rpop llen lrange blpop brpop",
-    "sets are not part of this project": "sadd srem smembers sscan scard",
+    "sets are not part of this project": "sadd srem smembers sscan scard srandmember",
     "hashes are not part of this project": "hset hmset hget hgetall hscan",
     "streams are not part of this project": "xadd xgroup xreadgroup",
     "replication is not part of this project": "replicaof slaveof sync psync",
