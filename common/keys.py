@@ -157,9 +157,9 @@ class KeyCommands:
                 return
             self.db.delete_entry(existing)
         value = entry.value
-        if isinstance(value, ListpackZSet):  # a set is copied member by member; a string is immutable, shared
+        if isinstance(value, ZSet):  # a set is copied member by member; a string is immutable, shared
             duplicate = ListpackZSet()
-            if value.encoding != duplicate.encoding:
+            if getattr(value, "encoding", "skiplist") != duplicate.encoding:
                 duplicate.convert()  # the copy keeps the source's encoding, as Redis's zsetDup
             for node in value.nodes():
                 duplicate.add(node.key, node.score)
