@@ -14,10 +14,10 @@ memory is a fraction.
 
 Our listpack is two arrays kept in (score, member) order: a list of the
 members, and an array of their scores as C doubles (8 bytes each, where
-a Python float is a 24-byte object). A member lookup is `list.index`, a C loop; an
-order lookup is a binary search (bisect) on the scores, then on the
-members among equal scores. Inserting or deleting moves the tail of the
-arrays, at most 128 entries.
+a Python float is a 24-byte object). A member lookup is `list.index`, a
+C loop; an order lookup is a binary search (bisect) on the scores, then
+on the members among equal scores. Inserting or deleting moves the tail
+of the arrays, at most 128 entries.
 
 `ListpackZSet` is a ZSet: while small it answers from its two arrays and
 its `members` and `root` are None; `convert` then builds the indexed form
