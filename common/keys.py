@@ -159,7 +159,7 @@ class KeyCommands:
         value = entry.value
         if isinstance(value, ZSet):  # a set is copied member by member; a string is immutable, shared
             duplicate = ListpackZSet()
-            if getattr(value, "encoding", "skiplist") != duplicate.encoding:
+            if value.encoding != duplicate.encoding:
                 duplicate.convert()  # the copy keeps the source's encoding, as Redis's zsetDup
             for node in value.nodes():
                 duplicate.add(node.key, node.score)
@@ -194,7 +194,7 @@ class KeyCommands:
                 out.error(NO_LFU)
             else:
                 value = entry.value
-                out.bulk(b"embstr" if type(value) is bytes else getattr(value, "encoding", "skiplist").encode())
+                out.bulk(b"embstr" if type(value) is bytes else value.encoding.encode())
         elif subcommand in (b"encoding", b"freq", b"help"):
             out.error(wrong_arity_message(b"object|" + subcommand))
         else:

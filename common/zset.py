@@ -62,6 +62,9 @@ class ZSet:
     """
 
     __slots__ = ("members", "root")
+    # OBJECT ENCODING's name for this form, Redis's for its indexed sorted
+    # set. Chapter 17's small sets have a second form (common/zset_listpack.py).
+    encoding = "skiplist"
 
     def __init__(self) -> None:
         self.members = HMap()  # member -> ZNode

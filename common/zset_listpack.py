@@ -81,7 +81,7 @@ class ListpackZSet(ZSet):
         self.flat_scores: array[float] | None = array("d")  # 8 bytes a score, not a float object
 
     @property
-    def encoding(self) -> str:
+    def encoding(self) -> str:  # type: ignore[override]
         """OBJECT ENCODING's answer, in Redis's names for the two forms."""
         return "listpack" if self.flat_members is not None else "skiplist"
 

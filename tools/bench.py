@@ -15,8 +15,9 @@ whichever was being measured.
 
 Reported: requests per second, as a ratio to the ceiling and to Redis in
 the same run; latency (p50, p99, max) of GET at -P 16, from the best round;
-and RSS per million keys after --keys SETs of distinct keys on a fresh server. Only ratios
-within one run mean anything: the machine is shared and noisy.
+and RSS per million keys after --keys SETs of distinct keys, on a fresh
+server. Only ratios within one run mean anything: the machine is shared
+and noisy.
 
     make bench                      # every chapter from 04
     make bench CHAPTERS=14          # one chapter (and the two yardsticks)

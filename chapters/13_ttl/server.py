@@ -218,7 +218,7 @@ def set_(args: list[bytes], out: ReplyBuffer) -> None:
         if entry is None:
             keyspace.insert(Entry(key, value))
         else:
-            if type(entry.value) is not bytes:
+            if type(entry.value) is not bytes:  # discard() frees sets only: no call for a string
                 discard(entry.value)
             entry.value = value
             if expires:  # a lookup saved when no key has a TTL, as in a cache without them
