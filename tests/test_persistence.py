@@ -113,6 +113,22 @@ def test_save_rules_and_shutdown_keep_the_data(server, tmp_path):
     again.stop()
 
 
+def test_a_snapshot_with_a_deadline_weeks_away_starts_again(server, tmp_path):
+    """A key 25 days from expiring, loaded at start-up, is the loop's only
+    timer before any client connects: it must not be given to epoll_wait() whole."""
+    ours = launch(server, tmp_path, *NO_RULES)
+    with ours.redis() as client:
+        client.set(b"k", b"v", ex=2_200_000)
+        assert client.save()
+    ours.stop()
+    again = launch(server, tmp_path, *NO_RULES)
+    time.sleep(0.2)
+    again.assert_alive()
+    with again.redis() as client:
+        assert client.ttl(b"k") > 2_199_000
+    again.stop()
+
+
 def test_flushall_saves_an_empty_snapshot_at_once(server, tmp_path):
     """As Redis: with save rules, FLUSHALL writes the (empty) snapshot, so a
     crash before the next BGSAVE does not bring the keys back."""

@@ -52,3 +52,13 @@ def test_idle_server_sleeps(server):
     time.sleep(0.5)
     without_timers = cpu_seconds(server.process.pid) - before
     assert during_timer < 0.2 and without_timers < 0.2
+
+
+def test_a_timer_weeks_away_keeps_the_server_running(server):
+    """poll() takes its timeout as a C int of milliseconds, 24.8 days at
+    most: an idle timeout of 25 days must not be handed to it as it is."""
+    with server.connect() as client:
+        assert client.command("CONFIG", "SET", "timeout", "2200000") == b"+OK\r\n"
+        assert client.command("PING") == b"+PONG\r\n"  # the loop slept once with that timer
+        assert client.command("CONFIG", "SET", "timeout", "1") == b"+OK\r\n"
+    server.assert_alive()

@@ -149,6 +149,19 @@ def test_expired_keys_are_removed_without_being_touched(server):
         client.flushall()
 
 
+def test_a_deadline_weeks_away_keeps_the_server_running(server, key):
+    """With no client connected, the loop's only timer is a key's deadline,
+    25 days off: past what poll() accepts (2^31 ms), so it must sleep less."""
+    with server.connect() as client:
+        client.command("SET", key(), "v")
+        assert client.command("EXPIRE", key(), "2200000") == b":1\r\n"
+    time.sleep(0.2)  # the connection is gone: the loop sleeps on the deadline alone
+    server.assert_alive()
+    with server.connect() as client:
+        assert client.command("TTL", key()) in (b":2200000\r\n", b":2199999\r\n")
+        client.command("DEL", key())
+
+
 def test_changing_a_ttl_moves_the_key_in_the_heap(server, key):
     with server.connect() as client:
         client.command("SET", key("soon"), "v", "PX", "100000")

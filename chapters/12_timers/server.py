@@ -53,6 +53,9 @@ RECV_SIZE = 16 * 1024
 # until the kernel has taken some of it. A single reply may exceed it.
 MAX_OUTPUT = 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 300.0  # seconds; --idle-timeout sets it, 0 turns it off
+# poll() takes a C int of milliseconds (24.8 days at most): a timer farther
+# off than this is looked at again after one such sleep.
+MAX_SLEEP_MS = 60_000
 
 # --- the keyspace ----------------------------------------------------------------
 
@@ -637,7 +640,7 @@ def next_timer_ms() -> int | None:
     if oldest is None or not idle_timeout:
         return None
     remaining = oldest.last_active + idle_timeout - time.monotonic()
-    return max(0, int(remaining * 1000) + 1)  # round up: waking early would just loop
+    return min(MAX_SLEEP_MS, max(0, int(remaining * 1000) + 1))  # round up: waking early would just loop
 
 
 def close_idle_connections(poller: select.poll, clients: dict[int, Connection]) -> None:

@@ -63,6 +63,9 @@ RECV_SIZE = 16 * 1024
 # until the kernel has taken some of it. A single reply may exceed it.
 MAX_OUTPUT = 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 300.0  # seconds; --idle-timeout sets it, 0 turns it off
+# poll() takes a C int of milliseconds (24.8 days at most): a timer farther
+# off than this is looked at again after one such sleep.
+MAX_SLEEP_MS = 60_000
 # Expired keys deleted per loop iteration, at most: the rest wait for the
 # next iteration, so clients are served in between (the book's k_max_works).
 MAX_EXPIRE_WORK = 2000
@@ -936,7 +939,7 @@ def next_timer_ms() -> int | None:
     soonest = expiry_heap.peek()
     if soonest is not None:
         waits.append(soonest.deadline - now_ms() + 1)
-    return max(0, min(waits)) if waits else None
+    return min(MAX_SLEEP_MS, max(0, min(waits))) if waits else None
 
 
 def close_idle_connections(poller: select.poll, clients: dict[int, Connection]) -> None:
