@@ -510,7 +510,7 @@ def combine(operation: bytes, sources: list[ZSet | None], weights: list[float], 
     """The union, intersection or difference of `sources` (None: an empty
     set), as Redis computes it: sources smallest first (a stable sort, so
     floating-point sums add up in Redis's order), a weighted score, NaN
-    (inf * 0, inf - inf) counted as 0. With `count_only`, the intersection's
+    (inf * 0, inf - inf) counted as 0 where Redis checks for it. With `count_only`, the intersection's
     size, stopping at `limit` (0: no limit)."""
     inputs = list(zip(sources, weights))
     if operation != b"diff":
@@ -525,7 +525,9 @@ def combine(operation: bytes, sources: list[ZSet | None], weights: list[float], 
                 found = node if other is first else (other.lookup(node.key) if other is not None else None)
                 if found is None:
                     break
-                score = aggregated(score, weighted(found.score, weight), aggregate)
+                # Only the first source's product is cleaned of NaN: a later one
+                # goes into the sum as it is, and NaN there makes the total 0.
+                score = aggregated(score, found.score * weight, aggregate)
             else:
                 cardinality += 1
                 if count_only and limit and cardinality >= limit:
