@@ -190,6 +190,36 @@ def test_bgrewriteaof_loses_no_write_made_during_it(server, tmp_path):
     again.stop()
 
 
+@pytest.mark.readme("Snapshots: RDB")
+def test_a_child_stopped_midway_leaves_no_temporary_file(server, tmp_path):
+    """SIGTERM while a child writes: the server kills it and, as Redis,
+    deletes what it had half written (temp-<pid>.rdb, the rewrite's base),
+    for BGREWRITEAOF and for BGSAVE. Restarted again and again, a server
+    would otherwise fill the disk with them."""
+    keys = 200_000  # enough that the child is still writing when SIGTERM comes
+    aof_dir = tmp_path / "appendonlydir"
+    leftovers = lambda: sorted(p.name for p in [*tmp_path.iterdir(), *aof_dir.iterdir()] if p.name.startswith("temp-"))
+    options = (*NO_RULES, "--appendonly", "yes", "--appendfsync", "no")
+    ours = launch(server, tmp_path, *options)
+    with ours.redis() as client:
+        pipe = client.pipeline(transaction=False)
+        for i in range(keys):
+            pipe.set(b"key:%d" % i, b"value:%d" % i)
+        pipe.execute()
+    for command, in_progress in (("BGREWRITEAOF", "aof_rewrite_in_progress"), ("BGSAVE", "rdb_bgsave_in_progress")):
+        with ours.redis() as client:
+            assert client.dbsize() == keys
+            client.execute_command(command)
+            wait_for(lambda: leftovers(), timeout=30)  # the child has begun its file
+            assert client.info("persistence")[in_progress] == 1, f"{command}'s child finished too soon"
+        ours.stop()
+        assert leftovers() == [], command
+        ours = launch(server, tmp_path, *options)
+    with ours.redis() as client:
+        assert client.dbsize() == keys
+    ours.stop()
+
+
 @pytest.mark.readme("Crash tests")
 @pytest.mark.parametrize("policy", ["always", "everysec"])
 def test_kill_9_loses_no_acknowledged_write(server, tmp_path, policy):

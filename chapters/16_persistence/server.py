@@ -118,7 +118,7 @@ def write_snapshot(path: Path) -> None:
     """Write the keyspace to `path` as an RDB file, atomically: a temporary
     file, fsynced, then renamed over `path`, then the directory fsynced
     (so the rename itself survives a power cut)."""
-    temporary = path.with_name(f"temp-{os.getpid()}.rdb")
+    temporary = temporary_snapshot(path, os.getpid())
     try:
         write_rdb(temporary)
         os.replace(temporary, path)
@@ -126,6 +126,11 @@ def write_snapshot(path: Path) -> None:
         temporary.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def temporary_snapshot(path: Path, pid: int) -> Path:
+    """Where process `pid` writes a snapshot before renaming it to `path` (Redis's temp-<pid>.rdb)."""
+    return path.with_name(f"temp-{pid}.rdb")
 
 
 def write_rdb(path: Path) -> None:
@@ -207,7 +212,7 @@ def bgsave(args: list[bytes], out: ReplyBuffer) -> None:
 
 def start_bgsave() -> bool:
     changes = changes_since_save
-    return start_child("rdb", lambda: write_snapshot(settings.rdb_path), changes) is not None
+    return start_child("rdb", settings.rdb_path, changes) is not None
 
 
 def lastsave(args: list[bytes], out: ReplyBuffer) -> None:
@@ -239,6 +244,7 @@ class Child:
     pid: int
     kind: str  # "rdb" or "aof"
     started: float  # monotonic
+    target: Path  # the snapshot it writes (through temporary_snapshot(target, pid))
     report: int  # the read end of a pipe: the child writes how much memory it copied
     changes: int  # changes_since_save when it forked (what the snapshot holds)
     incr: AofFile | None = None  # aof: the incr file opened when the rewrite began
@@ -253,9 +259,9 @@ last_child_ok = {"rdb": True, "aof": True}
 latest_fork_usec = 0
 
 
-def start_child(kind: str, work: Callable[[], None], changes: int = 0) -> Child | None:
-    """fork(): the child runs `work` on its copy-on-write image of the
-    keyspace, as it was at this instant, and exits; the parent goes on."""
+def start_child(kind: str, target: Path, changes: int = 0) -> Child | None:
+    """fork(): the child writes the snapshot `target` from its copy-on-write
+    image of the keyspace, as it was at this instant, and exits; the parent goes on."""
     global child, last_save_attempt, latest_fork_usec
     if kind == "rdb":
         last_save_attempt = time.monotonic()
@@ -269,12 +275,12 @@ def start_child(kind: str, work: Callable[[], None], changes: int = 0) -> Child 
         os.close(write_end)
         return None
     if pid == 0:
-        run_child(work, write_end)  # never returns
+        run_child(lambda: write_snapshot(target), write_end)  # never returns
     os.close(write_end)
     # The parent stood still this long: fork() copies the page tables, in
     # proportion to the memory in use.
     latest_fork_usec = int((time.perf_counter() - forking) * 1e6)
-    child = Child(pid, kind, time.monotonic(), read_end, changes)
+    child = Child(pid, kind, time.monotonic(), target, read_end, changes)
     log.info("background %s started by pid %d", "saving" if kind == "rdb" else "AOF rewrite", pid)
     return child
 
@@ -328,6 +334,8 @@ def reap_child() -> None:
     last_cow_size[finished.kind] = int(copied) if copied.isdigit() else 0
     last_child_seconds[finished.kind] = round(time.monotonic() - finished.started)
     last_child_ok[finished.kind] = ok
+    if not ok:  # killed by a signal, it could not clean up after itself
+        remove_child_files(finished)
     if finished.kind == "rdb":
         if ok:
             saved(finished.changes)
@@ -336,6 +344,14 @@ def reap_child() -> None:
         log.info("background saving %s (%d kB copied on write)", "done" if ok else "FAILED", last_cow_size["rdb"] // 1024)
     else:
         finish_aof_rewrite(finished, ok)
+
+
+def remove_child_files(stopped: Child) -> None:
+    """What a child stopped midway leaves behind: its temp-<pid>.rdb and,
+    for a rewrite, the new base not yet renamed (Redis's rdbRemoveTempFile)."""
+    temporary_snapshot(stopped.target, stopped.pid).unlink(missing_ok=True)
+    if stopped.kind == "aof":
+        stopped.target.unlink(missing_ok=True)
 
 
 def start_scheduled_child() -> None:
@@ -591,7 +607,7 @@ def start_aof_rewrite() -> bool:
     aof.descriptor = open_incr(aof.manifest)
     new_incr = aof.manifest.incrs[-1]
     temporary = settings.aof_dir / f"temp-rewriteaof-bg-{os.getpid()}.aof"
-    started = start_child("aof", lambda: write_snapshot(temporary))
+    started = start_child("aof", temporary)
     if started is None:
         return False
     started.incr = new_incr
@@ -600,13 +616,12 @@ def start_aof_rewrite() -> bool:
 
 def finish_aof_rewrite(finished: Child, ok: bool) -> None:
     """The child wrote the new base: rename it, and switch the manifest over."""
-    temporary = settings.aof_dir / f"temp-rewriteaof-bg-{os.getpid()}.aof"
     if not ok or aof is None or finished.incr is None:
         log.error("background AOF rewrite failed")
-        temporary.unlink(missing_ok=True)
+        finished.target.unlink(missing_ok=True)
         return
     base = aof.manifest.new_base(settings.appendfilename, keep_from=finished.incr)
-    os.replace(temporary, settings.aof_dir / base.name)
+    os.replace(finished.target, settings.aof_dir / base.name)
     write_manifest(aof.manifest)
     for old in aof.manifest.history:  # no longer listed but as history: delete them
         (settings.aof_dir / old.name).unlink(missing_ok=True)
@@ -912,6 +927,7 @@ def shut_down() -> None:
     if child is not None:
         os.kill(child.pid, signal.SIGKILL)
         os.waitpid(child.pid, 0)
+        remove_child_files(child)
     if aof is not None:
         write_aof()  # and fsync here: the worker pool is gone
         os.fsync(aof.descriptor)
