@@ -113,11 +113,20 @@ def create_listener(host: str, port: int, backlog: int = 511) -> socket.socket:
                 f"port {port} on {host} is already in use: is another server running? "
                 f"Choose another port with --port (make run-chapter N PORT={port + 1})."
             )
-        fail(f"cannot listen on {host}:{port}: {error.strerror}")
+        fail(f"cannot listen on {host}:{port}: {error_text(error)}")
     # 511 is Redis's tcp-backlog: how many connections the kernel queues
     # for us before accept() takes them.
     listener.listen(backlog)
     return listener
+
+
+def error_text(error: Exception) -> str:
+    """What went wrong, as Redis words it: for an OSError the C library's
+    text alone (strerror(), "No space left on device"), without Python's
+    "[Errno 28]" prefix and file name; any other error as str() gives it."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
 
 
 def fail(message: str) -> NoReturn:
@@ -214,7 +223,7 @@ def raise_open_files_limit(wanted: int) -> int:
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard_limit))
     except (ValueError, OSError) as error:
-        log.warning("could not raise the open-files limit from %d to %d: %s", soft_limit, target, error)
+        log.warning("could not raise the open-files limit from %d to %d: %s", soft_limit, target, error_text(error))
         return soft_limit
     log.info("open-files limit raised from %d to %d", soft_limit, target)
     return target
@@ -256,7 +265,7 @@ class Acceptor:
                 if error.errno in (errno.EMFILE, errno.ENFILE) and self._spare_fd is not None:
                     self._refuse_with_spare_fd()
                     continue
-                self._warn(f"accept failed: {error}")  # e.g. ECONNABORTED: the next one may do
+                self._warn(f"accept failed: {error_text(error)}")  # e.g. ECONNABORTED: the next one may do
                 return None
             if clients < self.max_clients:
                 self.accepted += 1

@@ -13,6 +13,8 @@ with a warning; a corrupted file stops the start with a clear message.
 from __future__ import annotations
 
 import random
+import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -303,6 +305,50 @@ def wait_for(condition, timeout: float = 15.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+@pytest.mark.readme("The append-only file")
+def test_a_full_disk_refuses_writes_with_redis_error_text(server, tmp_path):
+    """The AOF on a 1 MB filesystem of the server's own (a tmpfs in its own
+    mount namespace, seen from here through /proc/PID/root): once it is
+    full, writes get Redis's MISCONF text, reads still work, writes resume
+    when space returns, and every acknowledged write is in the log."""
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare (util-linux)")
+    disk, copy = tmp_path / "disk", tmp_path / "copy"
+    disk.mkdir()
+    mount = 'mount -t tmpfs -o size=1m tmpfs "$0" && exec "$@"'
+    if isinstance(server.command, str):
+        command = "unshare --user --map-root-user --mount sh -c " + shlex.quote(mount) + f" {disk} " + server.command
+    else:
+        command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", mount, str(disk), *server.command]
+    ours = ServerProcess(command, ("--dir", str(disk), *NO_RULES, "--appendonly", "yes"),
+                         own_server=server.own_server, chapter=server.chapter)  # fmt: skip
+    inside = Path(f"/proc/{ours.process.pid}/root") / disk.relative_to("/")
+    (inside / "ballast").write_bytes(b"x" * 300_000)
+    acknowledged = 0
+    with ours.redis() as client:
+        for i in range(100):
+            try:
+                client.set(b"key:%d" % i, b"v" * 50_000)
+                acknowledged = i + 1
+            except redis.ResponseError as error:
+                assert str(error) == "MISCONF Errors writing to the AOF file: No space left on device"
+                break
+        else:
+            pytest.fail("the disk never filled up")
+        assert client.info("persistence")["aof_last_write_status"] == "err"
+        assert client.get(b"key:0") == b"v" * 50_000
+        (inside / "ballast").unlink()
+        wait_for(lambda: client.info("persistence")["aof_last_write_status"] == "ok")
+        assert client.set(b"after", b"x")
+        wait_for(lambda: client.info("persistence")["aof_last_write_status"] == "ok")
+        shutil.copytree(inside / "appendonlydir", copy / "appendonlydir")
+    ours.stop()
+    again = launch(server, copy, *NO_RULES, "--appendonly", "yes")
+    with again.redis() as client:
+        assert client.dbsize() == acknowledged + 1 and client.get(b"after") == b"x"
+    again.stop()
 
 
 def test_writes_are_refused_while_snapshots_fail(server, tmp_path):

@@ -37,6 +37,7 @@ loop is chapter 15's with the AOF written before replies are sent.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import os
 import select
@@ -54,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from common.aof import AofError, AofFile, AofTruncated, CommandReader, Manifest  # noqa: E402
 from common.chapters import load_chapter  # noqa: E402
 from common.commands import ERROR_MARK, CommandSpec  # noqa: E402
-from common.net import RESERVED_FDS, Acceptor, fail, freeze_survivors, log, parse_options, raise_open_files_limit  # noqa: E402
+from common.net import RESERVED_FDS, Acceptor, error_text, fail, freeze_survivors, log, parse_options, raise_open_files_limit  # noqa: E402
 from common.rdb import MAGIC, RdbError, RdbReader, RdbWriter  # noqa: E402
 from common.resp import encode_command  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
@@ -175,7 +176,7 @@ def save_now() -> bool:
     try:
         write_snapshot(settings.rdb_path)
     except OSError as error:
-        log.error("saving %s failed: %s", settings.rdb_path, error)
+        log.error("saving %s failed: %s", settings.rdb_path, error_text(error))
         return False
     saved(changes_since_save)
     return True
@@ -270,7 +271,7 @@ def start_child(kind: str, target: Path, changes: int = 0) -> Child | None:
     try:
         pid = os.fork()
     except OSError as error:
-        log.error("fork() failed: %s", error)
+        log.error("fork() failed: %s", error_text(error))
         os.close(read_end)
         os.close(write_end)
         return None
@@ -297,7 +298,7 @@ def run_child(work: Callable[[], None], report: int) -> None:
         work()
         status = 0
     except OSError as error:  # the disk's fault, not a bug: no traceback
-        log.error("the background child failed: %s", error)
+        log.error("the background child failed: %s", error_text(error))
     except BaseException:
         log.exception("the background child failed")
     finally:
@@ -528,11 +529,11 @@ def write_aof() -> bool:
         del aof.buffer[:written]
         aof.unsynced = True
     except OSError as error:
-        aof.write_error = str(error)
+        aof.write_error = error_text(error)
     if not aof.buffer:
         aof.write_error = ""
         return True
-    aof.write_error = aof.write_error or "short write (disk full?)"
+    aof.write_error = aof.write_error or os.strerror(errno.ENOSPC)  # a short write: Redis assumes a full disk too
     if settings.appendfsync == "always":
         # The replies are about to say OK: better stop than lie.
         log.critical("cannot write the AOF (%s) with appendfsync always: exiting", aof.write_error)
@@ -545,7 +546,7 @@ def background_fsync(state: AppendOnly, descriptor: int) -> None:
     try:
         os.fsync(descriptor)
     except OSError as error:
-        log.error("background AOF fsync failed: %s", error)
+        log.error("background AOF fsync failed: %s", error_text(error))
     finally:
         os.close(descriptor)
     state.last_fsync = time.monotonic()
@@ -665,7 +666,7 @@ def load_snapshot() -> None:
         reader = RdbReader(path.read_bytes(), verify_checksum=settings.rdbchecksum)
         loaded = load_rdb_records(reader, str(path))
     except (RdbError, OSError) as error:
-        fail(f"cannot load {path}: {error}")
+        fail(f"cannot load {path}: {error_text(error)}")
     log.info("loaded %d keys from %s in %.2f s", loaded, path, time.monotonic() - started)
 
 
@@ -682,7 +683,7 @@ def load_aof() -> None:
     try:
         manifest = Manifest.parse(manifest_path.read_text(), str(manifest_path))
     except (AofError, OSError, UnicodeDecodeError) as error:
-        fail(f"cannot load the AOF: {error}")
+        fail(f"cannot load the AOF: {error_text(error)}")
     files = manifest.replay_order()
     loading = True
     commands = 0
@@ -698,7 +699,7 @@ def replay(path: Path, last: bool) -> int:
     try:
         file = open(path, "rb")
     except OSError as error:
-        fail(f"cannot open the AOF file {path}: {error}")
+        fail(f"cannot open the AOF file {path}: {error_text(error)}")
     with file:
         offset = 0
         if file.peek(len(MAGIC))[: len(MAGIC)] == MAGIC:  # a base written as a snapshot (RDB preamble)
