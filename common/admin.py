@@ -177,7 +177,8 @@ class ServerAdmin:
         fields = getattr(self, "info_" + name)()
         for more in self.extra_info.get(name, []):
             fields.update(more())
-        return f"# {name.capitalize()}\r\n" + "".join(f"{key}:{value}\r\n" for key, value in fields.items())
+        title = "CPU" if name == "cpu" else name.capitalize()  # Redis's spelling: tools split INFO by it
+        return f"# {title}\r\n" + "".join(f"{key}:{value}\r\n" for key, value in fields.items())
 
     def info_server(self) -> dict[str, object]:
         uptime = int(time.time() - self.started)

@@ -73,3 +73,12 @@ def test_a_big_value_is_read_into_place(server, key):
         assert client.command("DEL", key()) == b":1\r\n"
     grown = peak - resident_before
     assert grown < 1.4 * size, f"peak RSS grew by {grown / size:.2f}x the value"
+
+
+def test_info_section_titles_are_redis_own(pair):
+    """Tools split INFO by its "# Section" lines: each we print is spelled as Redis spells it."""
+    ours, theirs = pair
+    titles = [[line for line in client.command("INFO", "all").split(b"\r\n") if line.startswith(b"# ")]
+              for client in (ours, theirs)]  # fmt: skip
+    assert b"# CPU" in titles[0]
+    assert set(titles[0]) <= set(titles[1]), titles
