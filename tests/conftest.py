@@ -116,7 +116,7 @@ def require_tool(name: str) -> str:
     """The path of an installed program; skipped if missing, but failed in CI."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (Debian: apt-get install redis-server redis-tools netcat-openbsd)"
+        message = f"{name} is not installed (Debian: apt-get install redis-server redis-tools netcat-openbsd strace)"
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
