@@ -31,7 +31,7 @@ from common.net import Acceptor
 from common.resp import RequestParser, parse_integer, write_array_header, write_bulk, write_error, write_simple
 
 # The Redis version whose replies the chapters reproduce (HELLO, INFO).
-DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace")
+DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace")
 ALL_SECTIONS = (*DEFAULT_SECTIONS, "commandstats")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -249,6 +249,9 @@ class ServerAdmin:
             "used_cpu_sys_children": f"{children.ru_stime:.6f}",
             "used_cpu_user_children": f"{children.ru_utime:.6f}",
         }
+
+    def info_cluster(self) -> dict[str, object]:
+        return {"cluster_enabled": 0}  # clients read it to choose between a plain and a cluster client
 
     def info_commandstats(self) -> dict[str, object]:
         fields = {}
