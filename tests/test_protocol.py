@@ -1,9 +1,13 @@
 """Chapter 04 on: RESP framing, PING and ECHO, pipelining, inline commands
 and protocol errors, over raw sockets."""
 
+import socket
+import time
+
 import pytest
 
 from common.resp import encode_command
+from tests.support import ServerProcess
 
 pytestmark = [pytest.mark.since(4), pytest.mark.readme("RESP instead of the book's length prefix")]
 
@@ -123,3 +127,105 @@ def test_client_closing_mid_request_does_not_disturb_others(server):
         client.send(b"*2\r\n$4\r\nECHO\r\n$100\r\nonly part of it")
     with server.connect() as other:
         assert other.command("ECHO", "fine") == b"$4\r\nfine\r\n"
+
+
+# Framing at its edges: each request malformed or one off somewhere, in
+# requests only chapter 04's PING and ECHO need. The parser has a fast path
+# for a request that arrived whole and an incremental one for a request
+# that arrives in pieces; both must answer as Redis does.
+FRAMING_EDGES = [
+    b"*1\r\n$4\r\nPING\r\n",
+    b"*1\r\n$5\r\nPING\r\n",  # a length one too long: Redis waits for the missing byte
+    b"*1\r\n$3\r\nPING\r\n",  # one too short: 'PIN', then "G\r" skipped, then "\n"
+    b"*1\r\n$4\r\nPING\r",
+    b"*1\r\n$4\r\nPING",
+    b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n",  # the two bytes after a payload are skipped unchecked
+    b"*1\r\n$4\r\nPI\r\n\r\n*1\r\n$4\r\nPING\r\n",  # a CRLF inside an argument
+    b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n",
+    b"*2\r\n$4\r\nECHO\r\n$1\r\nhi\r\n",
+    b"*2\r\n$4\r\nECHO\r\n$3\r\nhi\r\n",
+    b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n",
+    b"*2\r\n$4\r\nPING\r\n",  # one argument fewer than counted
+    b"*3\r\n$4\r\nECHO\r\n$1\r\na\r\n",
+    b"*1\r\n$4\r\nPING\r\n*1\r\n$5\r\nPING\r\n",
+    b"*1\r\n$0\r\n\r\n",
+    b"*0\r\n*1\r\n$4\r\nPING\r\n",
+    b"*-1\r\n*-2\r\n*1\r\n$4\r\nPING\r\n",
+    b"*\r\n",
+    b"*01\r\n$4\r\nPING\r\n",  # leading zeros: not a number to Redis
+    b"*+1\r\n$4\r\nPING\r\n",
+    b"*1\r\n$04\r\nPING\r\n",
+    b"*1\r\n$+4\r\nPING\r\n",
+    b"*1\r\n$\r\nPING\r\n",
+    b"*1\r\n$-1\r\n",
+    b"*1\r\n$-0\r\n\r\n",
+    b"*1\r\n$4 \r\nPING\r\n",
+    b"*1 \r\n$4\r\nPING\r\n",
+    b"*1\n$4\nPING\n",  # LF alone does not end a length line
+    b"*2\r\n$4\r\nECHO\r\n:5\r\n",
+    b"*1\r\n$536870912\r\n",  # proto-max-bulk-len itself: allowed, waited for
+    b"*1\r\n$536870913\r\n",
+    b"*2147483648\r\n",
+    b"*1\r\n$4\r\nPING\r\nPING\r\n",  # multibulk, then inline
+    b"PING\r\n*1\r\n$4\r\nPING\r\n",
+    b"PING",
+    b"\r\n\n \r\nPING\n",
+    b"ECHO a b\r\n",
+    b'ECHO "a"b\r\n',
+    b'ECHO "\\x4"\r\n',
+    b"$4\r\nPING\r\n",
+]
+
+
+def outcome(server: ServerProcess, data: bytes, split: bool) -> bytes:
+    """What comes back for `data`, sent in one write or a byte at a time,
+    then the write side closed: the replies, until the server hangs up.
+    Split, what has come back is read after every byte, and sending stops
+    once the server has hung up (a protocol error closes the connection)."""
+    received = bytearray()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if split:
+                for i in range(len(data)):
+                    sock.sendall(data[i : i + 1])
+                    time.sleep(0.001)  # its own segment, and so (mostly) its own read
+                    if not drain(sock, received):
+                        return bytes(received)
+            else:
+                sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(5)
+            while chunk := sock.recv(65536):
+                received += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed by the server: what it said is in `received`
+    return bytes(received)
+
+
+def drain(sock: socket.socket, received: bytearray) -> bool:
+    """Read what has arrived without waiting; False once the server has closed."""
+    sock.setblocking(False)
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+REDIS_OUTCOMES: dict[bytes, bytes] = {}
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "split"])
+def test_framing_edges_match_redis_whole_and_split(server, real_redis, split):
+    differences = []
+    for data in FRAMING_EDGES:
+        if data not in REDIS_OUTCOMES:
+            REDIS_OUTCOMES[data] = outcome(real_redis, data, split=False)
+        ours = outcome(server, data, split)
+        if ours != REDIS_OUTCOMES[data]:
+            differences.append(f"{data!r}: Redis {REDIS_OUTCOMES[data]!r}, ours {ours!r}")
+    assert not differences, "\n".join(differences)
