@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.aof import AofError, AofTruncated, CommandReader, Manifest
-from common.rdb import RdbError, RdbReader, RdbWriter, crc64, decode_listpack, decode_ziplist, lzf_decompress
+from common.rdb import RdbError, RdbReader, RdbWriter, crc64, decode_listpack, decode_ziplist, encode_length, lzf_decompress
 from common.resp import encode_command
 
 pytestmark = pytest.mark.since(16)
@@ -138,3 +138,18 @@ def test_command_reader_offsets_truncation_and_corruption():
         assert truncated.value.valid_up_to == len(encode_command(b"SET", b"k", b"v\r\nwith CRLF"))
     with pytest.raises(AofError, match="at byte 0"):
         list(CommandReader(io.BytesIO(b"SET k v\r\n"), "f").commands())
+
+
+@pytest.mark.parametrize("length", [0, 63, 64, 16_383, 16_384, 2**32 - 1, 2**32, 2**64 - 1])
+def test_encode_length_takes_redis_form_at_each_edge(length):
+    """rdbSaveLen: 6 bits below 64, 14 bits below 16,384, 32 bits to 2^32-1, else 64; all big-endian."""
+    encoded = encode_length(length)
+    if length < 64:
+        assert encoded == bytes([length])
+    elif length < 16_384:
+        assert encoded == bytes([0x40 | length >> 8, length & 0xFF])
+    elif length < 2**32:
+        assert encoded == b"\x80" + length.to_bytes(4, "big")
+    else:
+        assert encoded == b"\x81" + length.to_bytes(8, "big")
+    assert RdbReader(encoded).length() == length
