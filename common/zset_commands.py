@@ -1,38 +1,440 @@
-"""More of Redis's sorted-set commands, over a chapter's keyspace.
+"""Redis's sorted-set commands (its t_zset.c), over a chapter's keyspace.
 
-Introduced in chapter 17 (the full API), on chapter 11's sorted set
-(common/zset.py: a hashtable of members and an AVL tree ordered by score,
-then member). Here: ZPOPMIN, ZPOPMAX, ZMPOP, ZREMRANGEBYRANK,
-ZREMRANGEBYSCORE, the lexicographic family ZRANGEBYLEX, ZREVRANGEBYLEX,
-ZLEXCOUNT, ZREMRANGEBYLEX, ZRANGE (with BYLEX) and ZRANGESTORE,
-ZRANDMEMBER, and the set operations ZUNION, ZINTER, ZDIFF, their STORE
-forms (with WEIGHTS and AGGREGATE) and ZINTERCARD.
+Introduced in chapter 11 (sorted sets). The chapter's lesson is the data
+structure beneath them, common/zset.py (a hashtable of members and an AVL
+tree ordered by score, then member), and these commands on it: ZADD with
+its options, ZRANGE by rank and by score, ZRANK, ZCOUNT in O(log n), the
+book's ZQUERY. Chapters 11 to 14 use them as they are, each on its own
+keyspace; chapter 17 (the full API) adds the rest of Redis 7.0's, the
+second class below.
 
-Lexicographic ranges are meant for sets whose members all have the same
-score: the tree's order is then the members' byte order, and a range is a
-contiguous run of nodes found by one descent. With mixed scores Redis
-calls the result unspecified.
+A family works on a keyspace through three functions a chapter gives it:
+`lookup(key)`, the key's entry or None (from chapter 13 on, a key past
+its TTL is None); `add(key, value)`, a new entry; `delete(entry)`. Every
+entry has a `value`: bytes, or a sorted set.
 
-`db` is chapter 14's server module (or anything with its API: lookup_zset,
-lookup_live, delete_entry, parse_score_bound, parse_double, nodes_by_rank,
-nodes_by_score, nodes_between, score_range_ends, write_members, keyspace,
-Entry).
+    SORTED_SETS = SortedSetCommands(lookup_live, add_entry, delete_entry)
+    for name, spec in SORTED_SETS.specs().items():
+        COMMANDS.add(name, spec)
 """
 
 from __future__ import annotations
 
+import math
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
-from common.commands import NOT_AN_INTEGER, CommandSpec
+from common.commands import NOT_A_FLOAT, NOT_AN_INTEGER, WRONGTYPE, CommandSpec
 from common.resp import parse_integer
 from common.resp3 import ReplyBuffer
 from common.zset import ZNode, ZSet
 from common.zset_listpack import ListpackZSet
 
+BOUND_NOT_A_FLOAT = "ERR min or max is not a float"
+# What C's strtod reads as a decimal number, as Redis parses scores.
+FLOAT_SYNTAX = re.compile(rb"[+-]?(?:inf(?:inity)?|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)", re.IGNORECASE)
+
+
+def parse_double(data: bytes) -> float | None:
+    """A score as Redis reads one: a whole decimal number or inf, not NaN,
+    and not so large or small that it overflows to inf or underflows to 0."""
+    if not FLOAT_SYNTAX.fullmatch(data):
+        return None
+    value = float(data)
+    mantissa = data.lower().partition(b"e")[0]
+    if math.isinf(value) and b"inf" not in mantissa:
+        return None  # overflow
+    if value == 0.0 and any(digit in b"123456789" for digit in mantissa):
+        return None  # underflow
+    # Adding +0.0 turns -0 into 0: Redis's compact encoding of small sorted
+    # sets keeps scores as text that reads back as 0.
+    return value + 0.0
+
+
+def parse_score_bound(data: bytes) -> tuple[float, bool] | None:
+    """A range bound of ZRANGE BYSCORE or ZCOUNT: "1.5", "(1.5" (exclusive),
+    "-inf", "+inf". Redis reads these more loosely than scores (leading
+    spaces, overflow and an empty string pass); we accept what it accepts."""
+    exclusive = data.startswith(b"(")
+    text = data[1:] if exclusive else data
+    if not text:
+        return 0.0, exclusive  # strtod("") reads nothing, which Redis accepts as 0
+    text = text.lstrip(b" \t\n\v\f\r")
+    if not FLOAT_SYNTAX.fullmatch(text):
+        return None
+    return float(text), exclusive
+
+
+def score_range_ends(zset: ZSet, low: tuple[float, bool], high: tuple[float, bool]) -> tuple[ZNode | None, ZNode | None]:
+    """The first and last nodes with scores between the bounds, or (None, None)."""
+    first = zset.first_in_range(*low)
+    last = zset.last_in_range(*high)
+    if first is None or last is None or zset.rank(first) > zset.rank(last):
+        return None, None
+    return first, last
+
+
+def nodes_by_rank(zset: ZSet, start: int, stop: int, reverse: bool) -> list[ZNode]:
+    """Members from rank start to stop inclusive (negative: from the end), in O(log n + k)."""
+    size = len(zset)
+    start = max(start + size if start < 0 else start, 0)
+    stop = min(stop + size if stop < 0 else stop, size - 1)
+    if start > stop:
+        return []
+    count = stop - start + 1
+    if reverse:
+        return list(zset.walk(zset.at(size - 1 - start), count, -1))
+    return list(zset.walk(zset.at(start), count, 1))
+
+
+def nodes_by_score(
+    zset: ZSet, low: tuple[float, bool], high: tuple[float, bool], reverse: bool, offset: int, limit: int
+) -> list[ZNode]:
+    """Members with scores between the bounds, skipping `offset`, at most
+    `limit` (negative: no limit)."""
+    return nodes_between(zset, *score_range_ends(zset, low, high), reverse, offset, limit)
+
+
+def nodes_between(
+    zset: ZSet, first: ZNode | None, last: ZNode | None, reverse: bool, offset: int, limit: int
+) -> list[ZNode]:
+    """The nodes from `first` to `last` (None: no range), skipping `offset`,
+    at most `limit`. O(log n + k): the offset is skipped by rank arithmetic
+    and one O(log n) seek, not member by member."""
+    if first is None or last is None or offset < 0:
+        return []
+    available = zset.rank(last) - zset.rank(first) + 1 - offset
+    count = available if limit < 0 else min(limit, available)
+    if count <= 0:
+        return []
+    start = zset.rank(last) - offset if reverse else zset.rank(first) + offset
+    return list(zset.walk(zset.at(start), count, -1 if reverse else 1))
+
+
+def write_members(out: ReplyBuffer, nodes: list[ZNode], withscores: bool) -> None:
+    """Members, with their scores if asked: RESP2 alternates member and
+    score in one array; RESP3 gives each pair its own array, as Redis."""
+    if not withscores:
+        out.array(len(nodes))
+        for node in nodes:
+            out.bulk(node.key)
+    elif out.protocol == 3:
+        out.array(len(nodes))
+        for node in nodes:
+            out.array(2)
+            out.bulk(node.key)
+            out.double(node.score)
+    else:
+        out.array(2 * len(nodes))
+        for node in nodes:
+            out.bulk(node.key)
+            out.double(node.score)
+
+
+
+
+class SortedSetCommands:
+    """Chapter 11's sorted-set commands, on the keyspace reached through
+    `lookup`, `add` and `delete` (see the module docstring)."""
+
+    def __init__(self, lookup: Callable[[bytes], Any], add: Callable[[bytes, Any], Any],
+                 delete: Callable[[Any], None]) -> None:  # fmt: skip
+        self.lookup, self.add, self.delete = lookup, add, delete
+        # What a new sorted set is made of: chapter 11's ZSet, unless a
+        # server keeps small sets in another encoding (use_encoding).
+        self.new_set: Callable[[], ZSet] = ZSet
+
+    def use_encoding(self, new_set: Callable[[], ZSet]) -> None:
+        """Make new sorted sets with `new_set`: a ZSet, or a class that acts as one."""
+        self.new_set = new_set
+
+    def specs(self) -> dict[bytes, CommandSpec]:
+        return {
+            b"zadd": CommandSpec(self.zadd, -4, ("write", "denyoom", "fast"), 1, 1, 1),
+            b"zincrby": CommandSpec(self.zincrby, 4, ("write", "denyoom", "fast"), 1, 1, 1),
+            b"zrem": CommandSpec(self.zrem, -3, ("write", "fast"), 1, 1, 1),
+            b"zscore": CommandSpec(self.zscore, 3, ("readonly", "fast"), 1, 1, 1),
+            b"zmscore": CommandSpec(self.zmscore, -3, ("readonly", "fast"), 1, 1, 1),
+            b"zcard": CommandSpec(self.zcard, 2, ("readonly", "fast"), 1, 1, 1),
+            b"zrank": CommandSpec(self.zrank, 3, ("readonly", "fast"), 1, 1, 1),
+            b"zrevrank": CommandSpec(self.zrevrank, 3, ("readonly", "fast"), 1, 1, 1),
+            b"zcount": CommandSpec(self.zcount, 4, ("readonly", "fast"), 1, 1, 1),
+            b"zrange": CommandSpec(self.zrange, -4, ("readonly",), 1, 1, 1),
+            b"zrangebyscore": CommandSpec(self.zrangebyscore, -4, ("readonly",), 1, 1, 1),
+            b"zrevrangebyscore": CommandSpec(self.zrevrangebyscore, -4, ("readonly",), 1, 1, 1),
+            b"zrevrange": CommandSpec(self.zrevrange, -4, ("readonly",), 1, 1, 1),
+            b"zquery": CommandSpec(self.zquery, 6, ("readonly",), 1, 1, 1),  # the book's, see zquery()
+        }
+
+    def remove_if_empty(self, key: bytes, zset: ZSet) -> None:
+        """An empty sorted set is no key at all, as in Redis."""
+        if not zset:
+            self.delete(self.lookup(key))
+
+    def lookup_zset(self, key: bytes, out: ReplyBuffer) -> ZSet | None | bool:
+        """The sorted set at `key`; None if there is no key; False (after
+        replying WRONGTYPE) if the key holds something else."""
+        entry = self.lookup(key)
+        if entry is None:
+            return None
+        if not isinstance(entry.value, ZSet):
+            out.error(WRONGTYPE)
+            return False
+        return entry.value
+
+    def zadd(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]"""
+        self.zadd_generic(args, out, incr=False)
+
+    def zincrby(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZINCRBY key increment member: ZADD key INCR increment member."""
+        self.zadd_generic(args, out, incr=True)
+
+    def zadd_generic(self, args: list[bytes], out: ReplyBuffer, incr: bool) -> None:
+        key = args[0]
+        flags: set[bytes] = set()
+        position = 1
+        if not incr:  # ZINCRBY takes no options
+            while position < len(args) and args[position].lower() in (b"nx", b"xx", b"gt", b"lt", b"ch", b"incr"):
+                flags.add(args[position].lower())
+                position += 1
+            incr = b"incr" in flags
+        pairs = args[position:]
+        if not pairs or len(pairs) % 2:
+            out.error("ERR syntax error")
+            return
+        nx, xx, gt, lt = (flag in flags for flag in (b"nx", b"xx", b"gt", b"lt"))
+        if nx and xx:
+            out.error("ERR XX and NX options at the same time are not compatible")
+            return
+        if (gt and nx) or (lt and nx) or (gt and lt):
+            out.error("ERR GT, LT, and/or NX options at the same time are not compatible")
+            return
+        if incr and len(pairs) > 2:
+            out.error("ERR INCR option supports a single increment-element pair")
+            return
+        scores = [parse_double(score) for score in pairs[0::2]]
+        if None in scores:  # checked before anything changes, as Redis does
+            out.error(NOT_A_FLOAT)
+            return
+        zset = self.lookup_zset(key, out)
+        if zset is False:
+            return
+        if zset is None and not xx:
+            zset = self.new_set()
+            self.add(key, zset)
+        added = changed = 0
+        processed = False
+        score = 0.0
+        pending = zip(scores, pairs[1::2]) if zset is not None else []  # no key and XX: nothing to do
+        for score, member in pending:
+            node = zset.lookup(member)
+            if node is None:
+                if xx:
+                    continue
+                zset.add(member, score)
+                added += 1
+                processed = True
+                continue
+            if nx:
+                continue
+            if incr:
+                score += node.score
+                if math.isnan(score):  # inf + -inf
+                    out.error("ERR resulting score is not a number (NaN)")
+                    return
+            if (lt and score >= node.score) or (gt and score <= node.score):
+                continue
+            processed = True
+            if score != node.score:
+                zset.update(node, score)
+                changed += 1
+        if incr:
+            if processed:
+                out.double(score)
+            else:
+                out.null()
+        else:
+            out.integer(added + changed if b"ch" in flags else added)
+
+    def zrem(self, args: list[bytes], out: ReplyBuffer) -> None:
+        zset = self.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        if zset is None:
+            out.integer(0)
+            return
+        removed = 0
+        for member in args[1:]:
+            node = zset.lookup(member)
+            if node is not None:
+                zset.delete(node)
+                removed += 1
+        self.remove_if_empty(args[0], zset)
+        out.integer(removed)
+
+    def zscore(self, args: list[bytes], out: ReplyBuffer) -> None:
+        zset = self.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        node = zset.lookup(args[1]) if zset is not None else None
+        if node is None:
+            out.null()
+        else:
+            out.double(node.score)
+
+    def zmscore(self, args: list[bytes], out: ReplyBuffer) -> None:
+        zset = self.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        out.array(len(args) - 1)
+        for member in args[1:]:
+            node = zset.lookup(member) if zset is not None else None
+            if node is None:
+                out.null()
+            else:
+                out.double(node.score)
+
+    def zcard(self, args: list[bytes], out: ReplyBuffer) -> None:
+        zset = self.lookup_zset(args[0], out)
+        if zset is not False:
+            out.integer(len(zset) if zset is not None else 0)
+
+    def zrank(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.zrank_generic(args, out, reverse=False)
+
+    def zrevrank(self, args: list[bytes], out: ReplyBuffer) -> None:
+        self.zrank_generic(args, out, reverse=True)
+
+    def zrank_generic(self, args: list[bytes], out: ReplyBuffer, reverse: bool) -> None:
+        zset = self.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        node = zset.lookup(args[1]) if zset is not None else None
+        if node is None:
+            out.null()
+            return
+        rank = zset.rank(node)
+        out.integer(len(zset) - 1 - rank if reverse else rank)
+
+    def zcount(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZCOUNT key min max, in O(log n): the difference of two ranks."""
+        low, high = parse_score_bound(args[1]), parse_score_bound(args[2])
+        if low is None or high is None:
+            out.error(BOUND_NOT_A_FLOAT)
+            return
+        zset = self.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        first, last = score_range_ends(zset, low, high) if zset is not None else (None, None)
+        out.integer(0 if first is None else zset.rank(last) - zset.rank(first) + 1)
+
+    def zrange(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset count] [WITHSCORES]"""
+        self.zrange_generic(args, out, by_score=None, reverse=None)
+
+    def zrangebyscore(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]"""
+        self.zrange_generic(args, out, by_score=True, reverse=False)
+
+    def zrevrangebyscore(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]"""
+        self.zrange_generic(args, out, by_score=True, reverse=True)
+
+    def zrevrange(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZREVRANGE key start stop [WITHSCORES]"""
+        self.zrange_generic(args, out, by_score=False, reverse=True)
+
+    def zrange_generic(self, args: list[bytes], out: ReplyBuffer, by_score: bool | None, reverse: bool | None) -> None:
+        """Every ZRANGE form. `by_score` and `reverse` are fixed by the legacy
+        commands, or None where ZRANGE's options choose them."""
+        withscores = False
+        offset, limit = 0, -1
+        position = 3
+        while position < len(args):
+            option = args[position].lower()
+            if option == b"withscores":
+                withscores = True
+            elif option == b"limit" and len(args) - position > 2:
+                offset, limit = parse_integer(args[position + 1]), parse_integer(args[position + 2])
+                if offset is None or limit is None:
+                    out.error(NOT_AN_INTEGER)
+                    return
+                position += 2
+            elif option == b"rev" and reverse is None:
+                reverse = True
+            elif option == b"byscore" and by_score is None:
+                by_score = True
+            else:  # BYLEX, for lexicographic ranges, is not implemented here
+                out.error("ERR syntax error")
+                return
+            position += 1
+        # Redis checks for LIMIT by its count, so "LIMIT 0 -1" passes anywhere.
+        if limit != -1 and not by_score:
+            out.error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+            return
+        if by_score:
+            low, high = args[2] if reverse else args[1], args[1] if reverse else args[2]
+            bounds = parse_score_bound(low), parse_score_bound(high)
+            if None in bounds:
+                out.error(BOUND_NOT_A_FLOAT)
+                return
+        else:
+            start, stop = parse_integer(args[1]), parse_integer(args[2])
+            if start is None or stop is None:
+                out.error(NOT_AN_INTEGER)
+                return
+        zset = self.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        if zset is None:
+            nodes = []
+        elif by_score:
+            nodes = nodes_by_score(zset, *bounds, bool(reverse), offset, limit)
+        else:
+            nodes = nodes_by_rank(zset, start, stop, bool(reverse))
+        write_members(out, nodes, withscores)
+
+    def zquery(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """ZQUERY key score member offset limit: the book's own range query.
+
+        From the first member at or after (score, member), skip `offset`
+        members (which may be negative, to step back) and return up to `limit`
+        of them with their scores. Redis's ZRANGE key min +inf BYSCORE LIMIT
+        offset count does the same from a score alone.
+        """
+        score = parse_double(args[1])
+        offset, limit = parse_integer(args[3]), parse_integer(args[4])
+        if score is None:
+            out.error(NOT_A_FLOAT)
+            return
+        if offset is None or limit is None:
+            out.error(NOT_AN_INTEGER)
+            return
+        zset = self.lookup_zset(args[0], out)
+        if zset is False:
+            return
+        node = zset.seek_ge(score, args[2]) if zset is not None else None
+        if node is not None and offset:
+            node = zset.offset(node, offset)
+        write_members(out, list(zset.walk(node, limit)) if node is not None else [], withscores=True)
+
+
+# --- chapter 17: the rest of Redis 7.0's sorted-set commands ---------------------------------
+# ZPOPMIN, ZPOPMAX, ZMPOP, ZREMRANGEBYRANK, ZREMRANGEBYSCORE, the
+# lexicographic family ZRANGEBYLEX, ZREVRANGEBYLEX, ZLEXCOUNT,
+# ZREMRANGEBYLEX, ZRANGE (with BYLEX) and ZRANGESTORE, ZRANDMEMBER, and the
+# set operations ZUNION, ZINTER, ZDIFF, their STORE forms (with WEIGHTS and
+# AGGREGATE) and ZINTERCARD.
+#
+# Lexicographic ranges are meant for sets whose members all have the same
+# score: the tree's order is then the members' byte order, and a range is a
+# contiguous run of nodes found by one descent. With mixed scores Redis
+# calls the result unspecified.
+
 BAD_LEX_RANGE = "ERR min or max not valid string range item"
-BAD_SCORE_RANGE = "ERR min or max is not a float"
 LONG_MAX = 2**63 - 1
 # ZRANDMEMBER's largest count: Redis streams any size of reply; this server
 # builds a reply whole, so a client may not ask for an unbounded one.
@@ -105,11 +507,11 @@ def parse_mpop(args: list[bytes], out: ReplyBuffer) -> tuple[list[bytes], bool, 
     return args[1:where], args[where].lower() == b"max", count or 1
 
 
-class SortedSetCommands:
-    """The sorted-set commands chapter 17 adds to chapter 11's (see the module docstring)."""
+class MoreSortedSetCommands:
+    """The sorted-set commands chapter 17 adds to chapter 11's `sets`, on the same keyspace."""
 
-    def __init__(self, db: Any) -> None:
-        self.db = db
+    def __init__(self, sets: SortedSetCommands) -> None:
+        self.sets = sets
 
     def specs(self) -> dict[bytes, CommandSpec]:
         return {
@@ -169,7 +571,7 @@ class SortedSetCommands:
         set, pop `count` members (None: one, and a flat reply). Returns how
         many it popped."""
         for key in keys:
-            zset = self.db.lookup_zset(key, out)
+            zset = self.sets.lookup_zset(key, out)
             if zset is False:
                 return 0
             if zset is not None:
@@ -200,8 +602,7 @@ class SortedSetCommands:
             out.bulk(node.key)
             out.double(node.score)
             zset.delete(node)
-        if not zset:
-            self.db.delete_entry(self.db.lookup_live(key))  # an empty set is no key at all
+        self.sets.remove_if_empty(key, zset)
         return taken
 
     # --- removing ranges -----------------------------------------------------------------
@@ -211,14 +612,14 @@ class SortedSetCommands:
         if start is None or stop is None:
             out.error(NOT_AN_INTEGER)
             return
-        self.remove(args[0], out, lambda zset: self.db.nodes_by_rank(zset, start, stop, False))
+        self.remove(args[0], out, lambda zset: nodes_by_rank(zset, start, stop, False))
 
     def zremrangebyscore(self, args: list[bytes], out: ReplyBuffer) -> None:
-        low, high = self.db.parse_score_bound(args[1]), self.db.parse_score_bound(args[2])
+        low, high = parse_score_bound(args[1]), parse_score_bound(args[2])
         if low is None or high is None:
-            out.error(BAD_SCORE_RANGE)
+            out.error(BOUND_NOT_A_FLOAT)
             return
-        self.remove(args[0], out, lambda zset: self.db.nodes_by_score(zset, low, high, False, 0, -1))
+        self.remove(args[0], out, lambda zset: nodes_by_score(zset, low, high, False, 0, -1))
 
     def zremrangebylex(self, args: list[bytes], out: ReplyBuffer) -> None:
         low, high = parse_lex_bound(args[1]), parse_lex_bound(args[2])
@@ -228,7 +629,7 @@ class SortedSetCommands:
         self.remove(args[0], out, lambda zset: self.nodes_by_lex(zset, low, high, False, 0, -1))
 
     def remove(self, key: bytes, out: ReplyBuffer, select: Callable[[ZSet], list[ZNode]]) -> None:
-        zset = self.db.lookup_zset(key, out)
+        zset = self.sets.lookup_zset(key, out)
         if zset is False:
             return
         if zset is None:
@@ -237,8 +638,7 @@ class SortedSetCommands:
         nodes = select(zset)
         for node in nodes:
             zset.delete(node)
-        if not zset:
-            self.db.delete_entry(self.db.lookup_live(key))
+        self.sets.remove_if_empty(key, zset)
         out.integer(len(nodes))
 
     # --- lexicographic ranges ----------------------------------------------------------------
@@ -276,23 +676,23 @@ class SortedSetCommands:
         if low is None or high is None:
             out.error(BAD_LEX_RANGE)
             return
-        zset = self.db.lookup_zset(key, out)
+        zset = self.sets.lookup_zset(key, out)
         if zset is False:
             return
         nodes = self.nodes_by_lex(zset, low, high, reverse, offset, limit) if zset is not None else []
-        self.db.write_members(out, nodes, False)
+        write_members(out, nodes, False)
 
     def nodes_by_lex(self, zset: ZSet, low: LexBound, high: LexBound, reverse: bool, offset: int,
                      limit: int) -> list[ZNode]:  # fmt: skip
         """Members in the lexicographic range, skipping `offset`, at most `limit` (negative: no limit)."""
-        return self.db.nodes_between(zset, *lex_range_ends(zset, low, high), reverse, offset, limit)
+        return nodes_between(zset, *lex_range_ends(zset, low, high), reverse, offset, limit)
 
     def zlexcount(self, args: list[bytes], out: ReplyBuffer) -> None:
         low, high = parse_lex_bound(args[1]), parse_lex_bound(args[2])
         if low is None or high is None:
             out.error(BAD_LEX_RANGE)
             return
-        zset = self.db.lookup_zset(args[0], out)
+        zset = self.sets.lookup_zset(args[0], out)
         if zset is False:
             return
         first, last = lex_range_ends(zset, low, high) if zset is not None else (None, None)
@@ -345,25 +745,25 @@ class SortedSetCommands:
             if start is None or stop is None:
                 out.error(NOT_AN_INTEGER)
                 return
-            select = lambda zset: self.db.nodes_by_rank(zset, start, stop, reverse)  # noqa: E731
+            select = lambda zset: nodes_by_rank(zset, start, stop, reverse)  # noqa: E731
         elif by == b"score":
-            low, high = self.db.parse_score_bound(low_arg), self.db.parse_score_bound(high_arg)
+            low, high = parse_score_bound(low_arg), parse_score_bound(high_arg)
             if low is None or high is None:
-                out.error(BAD_SCORE_RANGE)
+                out.error(BOUND_NOT_A_FLOAT)
                 return
-            select = lambda zset: self.db.nodes_by_score(zset, low, high, reverse, offset, limit)  # noqa: E731
+            select = lambda zset: nodes_by_score(zset, low, high, reverse, offset, limit)  # noqa: E731
         else:
             low_lex, high_lex = parse_lex_bound(low_arg), parse_lex_bound(high_arg)
             if low_lex is None or high_lex is None:
                 out.error(BAD_LEX_RANGE)
                 return
             select = lambda zset: self.nodes_by_lex(zset, low_lex, high_lex, reverse, offset, limit)  # noqa: E731
-        zset = self.db.lookup_zset(args[0], out)
+        zset = self.sets.lookup_zset(args[0], out)
         if zset is False:
             return
         nodes = select(zset) if zset is not None else []
         if destination is None:
-            self.db.write_members(out, nodes, withscores)
+            write_members(out, nodes, withscores)
             return
         result = ListpackZSet()
         for node in nodes:
@@ -393,7 +793,7 @@ class SortedSetCommands:
                 # Redis's limit with scores; ours for any count: a reply must stay bounded.
                 out.error("ERR value is out of range")
                 return
-        zset = self.db.lookup_zset(args[0], out)
+        zset = self.sets.lookup_zset(args[0], out)
         if zset is False:
             return
         if count is None:
@@ -409,7 +809,7 @@ class SortedSetCommands:
             ranks = random.sample(range(len(zset)), min(count, len(zset)))
         else:
             ranks = [random.randrange(len(zset)) for _ in range(-count)]
-        self.db.write_members(out, [zset.at(rank) for rank in ranks], withscores)
+        write_members(out, [zset.at(rank) for rank in ranks], withscores)
 
     # --- set operations -------------------------------------------------------------------
 
@@ -452,7 +852,7 @@ class SortedSetCommands:
             return
         sources: list[ZSet | None] = []
         for key in args[1 : 1 + numkeys]:
-            zset = self.db.lookup_zset(key, out)
+            zset = self.sets.lookup_zset(key, out)
             if zset is False:
                 return
             sources.append(zset)
@@ -462,7 +862,7 @@ class SortedSetCommands:
         while position < len(options):
             option, remaining = options[position].lower(), len(options) - position
             if option == b"weights" and operation != b"diff" and not count_only and remaining >= numkeys + 1:
-                parsed = [self.db.parse_double(weight) for weight in options[position + 1 : position + 1 + numkeys]]
+                parsed = [parse_double(weight) for weight in options[position + 1 : position + 1 + numkeys]]
                 if None in parsed:
                     out.error("ERR weight value is not a float")
                     return
@@ -492,16 +892,16 @@ class SortedSetCommands:
         elif destination is not None:
             self.store(destination, result, out)
         else:
-            self.db.write_members(out, list(result.walk(result.first(), len(result))), withscores)
+            write_members(out, list(result.walk(result.first(), len(result))), withscores)
 
     def store(self, destination: bytes, result: ListpackZSet, out: ReplyBuffer) -> None:
         """The STORE forms: the result replaces whatever `destination` held
         (and its TTL); an empty result deletes it."""
-        existing = self.db.lookup_live(destination)
+        existing = self.sets.lookup(destination)
         if existing is not None:
-            self.db.delete_entry(existing)
+            self.sets.delete(existing)
         if result:
-            self.db.keyspace.insert(self.db.Entry(destination, result))
+            self.sets.add(destination, result)
         out.integer(len(result))
 
 

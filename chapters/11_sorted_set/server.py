@@ -21,8 +21,6 @@ a command on a key of the wrong type gets Redis's WRONGTYPE error.
 from __future__ import annotations
 
 import itertools
-import math
-import re
 import select
 import socket
 import sys
@@ -33,15 +31,15 @@ from pathlib import Path
 # `common` imports when this file is run as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from common.avl import avl_offset  # noqa: E402
 from common.admin import ServerAdmin  # noqa: E402
-from common.commands import CommandSpec, CommandTable, wrong_arity_message  # noqa: E402
+from common.commands import WRONGTYPE, CommandSpec, CommandTable, wrong_arity_message  # noqa: E402
 from common.hashtable import HMap, HNode  # noqa: E402
 from common.net import Acceptor, create_listener, log, max_clients_for_fd_limit, parse_options, serve  # noqa: E402
 from common.glob import compile_glob  # noqa: E402
-from common.resp import ProtocolError, RequestParser, parse_integer  # noqa: E402
+from common.resp import ProtocolError, RequestParser  # noqa: E402
 from common.resp3 import ReplyBuffer, hello  # noqa: E402
-from common.zset import ZNode, ZSet  # noqa: E402
+from common.zset import ZSet  # noqa: E402
+from common.zset_commands import SortedSetCommands  # noqa: E402
 
 # Bytes read per event, as Redis (PROTO_IOBUF_LEN): every request in them
 # runs before any other client is served, so a pipelining client may hold
@@ -174,371 +172,22 @@ def flushdb(args: list[bytes], out: ReplyBuffer) -> None:
 
 
 # --- sorted set commands -----------------------------------------------------------
-
-WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
-NOT_A_FLOAT = "ERR value is not a valid float"
-NOT_AN_INTEGER = "ERR value is not an integer or out of range"
-BOUND_NOT_A_FLOAT = "ERR min or max is not a float"
-
-# What C's strtod reads as a decimal number, as Redis parses scores.
-FLOAT_SYNTAX = re.compile(rb"[+-]?(?:inf(?:inity)?|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)", re.IGNORECASE)
+# ZADD, ZRANGE, ZRANK, ZCOUNT, the book's ZQUERY and the rest of chapter 11's
+# commands: common/zset_commands.py, on this keyspace through three functions.
 
 
-def parse_double(data: bytes) -> float | None:
-    """A score as Redis reads one: a whole decimal number or inf, not NaN,
-    and not so large or small that it overflows to inf or underflows to 0."""
-    if not FLOAT_SYNTAX.fullmatch(data):
-        return None
-    value = float(data)
-    mantissa = data.lower().partition(b"e")[0]
-    if math.isinf(value) and b"inf" not in mantissa:
-        return None  # overflow
-    if value == 0.0 and any(digit in b"123456789" for digit in mantissa):
-        return None  # underflow
-    # Adding +0.0 turns -0 into 0: Redis's compact encoding of small sorted
-    # sets keeps scores as text that reads back as 0.
-    return value + 0.0
+def add_entry(key: bytes, value: bytes | ZSet) -> Entry:
+    entry = Entry(key, value)
+    keyspace.insert(entry)
+    return entry
 
 
-def parse_score_bound(data: bytes) -> tuple[float, bool] | None:
-    """A range bound of ZRANGE BYSCORE or ZCOUNT: "1.5", "(1.5" (exclusive),
-    "-inf", "+inf". Redis reads these more loosely than scores (leading
-    spaces, overflow and an empty string pass); we accept what it accepts."""
-    exclusive = data.startswith(b"(")
-    text = data[1:] if exclusive else data
-    if not text:
-        return 0.0, exclusive  # strtod("") reads nothing, which Redis accepts as 0
-    text = text.lstrip(b" \t\n\v\f\r")
-    if not FLOAT_SYNTAX.fullmatch(text):
-        return None
-    return float(text), exclusive
+def delete_entry(entry: Entry) -> None:
+    keyspace.pop(entry.key)
+    discard(entry.value)
 
 
-def lookup_zset(key: bytes, out: ReplyBuffer) -> ZSet | None | bool:
-    """The sorted set at `key`; None if there is no key; False (after
-    replying WRONGTYPE) if the key holds something else."""
-    entry = keyspace.lookup(key)
-    if entry is None:
-        return None
-    if type(entry.value) is not ZSet:
-        out.error(WRONGTYPE)
-        return False
-    return entry.value
-
-
-def zadd(args: list[bytes], out: ReplyBuffer) -> None:
-    """ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]"""
-    zadd_generic(args, out, incr=False)
-
-
-def zincrby(args: list[bytes], out: ReplyBuffer) -> None:
-    """ZINCRBY key increment member: ZADD key INCR increment member."""
-    zadd_generic(args, out, incr=True)
-
-
-def zadd_generic(args: list[bytes], out: ReplyBuffer, incr: bool) -> None:
-    key = args[0]
-    flags: set[bytes] = set()
-    position = 1
-    if not incr:  # ZINCRBY takes no options
-        while position < len(args) and args[position].lower() in (b"nx", b"xx", b"gt", b"lt", b"ch", b"incr"):
-            flags.add(args[position].lower())
-            position += 1
-        incr = b"incr" in flags
-    pairs = args[position:]
-    if not pairs or len(pairs) % 2:
-        out.error("ERR syntax error")
-        return
-    nx, xx, gt, lt = (flag in flags for flag in (b"nx", b"xx", b"gt", b"lt"))
-    if nx and xx:
-        out.error("ERR XX and NX options at the same time are not compatible")
-        return
-    if (gt and nx) or (lt and nx) or (gt and lt):
-        out.error("ERR GT, LT, and/or NX options at the same time are not compatible")
-        return
-    if incr and len(pairs) > 2:
-        out.error("ERR INCR option supports a single increment-element pair")
-        return
-    scores = [parse_double(score) for score in pairs[0::2]]
-    if None in scores:  # checked before anything changes, as Redis does
-        out.error(NOT_A_FLOAT)
-        return
-    zset = lookup_zset(key, out)
-    if zset is False:
-        return
-    if zset is None and not xx:
-        zset = ZSet()
-        keyspace.insert(Entry(key, zset))
-    added = changed = 0
-    processed = False
-    score = 0.0
-    pending = zip(scores, pairs[1::2]) if zset is not None else []  # no key and XX: nothing to do
-    for score, member in pending:
-        node = zset.lookup(member)
-        if node is None:
-            if xx:
-                continue
-            zset.add(member, score)
-            added += 1
-            processed = True
-            continue
-        if nx:
-            continue
-        if incr:
-            score += node.score
-            if math.isnan(score):  # inf + -inf
-                out.error("ERR resulting score is not a number (NaN)")
-                return
-        if (lt and score >= node.score) or (gt and score <= node.score):
-            continue
-        processed = True
-        if score != node.score:
-            zset.update(node, score)
-            changed += 1
-    if incr:
-        if processed:
-            out.double(score)
-        else:
-            out.null()
-    else:
-        out.integer(added + changed if b"ch" in flags else added)
-
-
-def zrem(args: list[bytes], out: ReplyBuffer) -> None:
-    zset = lookup_zset(args[0], out)
-    if zset is False:
-        return
-    if zset is None:
-        out.integer(0)
-        return
-    removed = 0
-    for member in args[1:]:
-        node = zset.lookup(member)
-        if node is not None:
-            zset.delete(node)
-            removed += 1
-    if not zset:
-        keyspace.pop(args[0])  # an empty sorted set is no key at all, as in Redis
-    out.integer(removed)
-
-
-def zscore(args: list[bytes], out: ReplyBuffer) -> None:
-    zset = lookup_zset(args[0], out)
-    if zset is False:
-        return
-    node = zset.lookup(args[1]) if zset is not None else None
-    if node is None:
-        out.null()
-    else:
-        out.double(node.score)
-
-
-def zmscore(args: list[bytes], out: ReplyBuffer) -> None:
-    zset = lookup_zset(args[0], out)
-    if zset is False:
-        return
-    out.array(len(args) - 1)
-    for member in args[1:]:
-        node = zset.lookup(member) if zset is not None else None
-        if node is None:
-            out.null()
-        else:
-            out.double(node.score)
-
-
-def zcard(args: list[bytes], out: ReplyBuffer) -> None:
-    zset = lookup_zset(args[0], out)
-    if zset is not False:
-        out.integer(len(zset) if zset is not None else 0)
-
-
-def zrank(args: list[bytes], out: ReplyBuffer) -> None:
-    zrank_generic(args, out, reverse=False)
-
-
-def zrevrank(args: list[bytes], out: ReplyBuffer) -> None:
-    zrank_generic(args, out, reverse=True)
-
-
-def zrank_generic(args: list[bytes], out: ReplyBuffer, reverse: bool) -> None:
-    zset = lookup_zset(args[0], out)
-    if zset is False:
-        return
-    node = zset.lookup(args[1]) if zset is not None else None
-    if node is None:
-        out.null()
-        return
-    rank = zset.rank(node)
-    out.integer(len(zset) - 1 - rank if reverse else rank)
-
-
-def zcount(args: list[bytes], out: ReplyBuffer) -> None:
-    """ZCOUNT key min max, in O(log n): the difference of two ranks."""
-    low, high = parse_score_bound(args[1]), parse_score_bound(args[2])
-    if low is None or high is None:
-        out.error(BOUND_NOT_A_FLOAT)
-        return
-    zset = lookup_zset(args[0], out)
-    if zset is False:
-        return
-    first, last = score_range_ends(zset, low, high) if zset is not None else (None, None)
-    out.integer(0 if first is None else zset.rank(last) - zset.rank(first) + 1)
-
-
-def score_range_ends(zset: ZSet, low: tuple[float, bool], high: tuple[float, bool]) -> tuple[ZNode | None, ZNode | None]:
-    """The first and last nodes with scores between the bounds, or (None, None)."""
-    first = zset.first_in_range(*low)
-    last = zset.last_in_range(*high)
-    if first is None or last is None or zset.rank(first) > zset.rank(last):
-        return None, None
-    return first, last
-
-
-def zrange(args: list[bytes], out: ReplyBuffer) -> None:
-    """ZRANGE key start stop [BYSCORE] [REV] [LIMIT offset count] [WITHSCORES]"""
-    zrange_generic(args, out, by_score=None, reverse=None)
-
-
-def zrangebyscore(args: list[bytes], out: ReplyBuffer) -> None:
-    """ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]"""
-    zrange_generic(args, out, by_score=True, reverse=False)
-
-
-def zrevrangebyscore(args: list[bytes], out: ReplyBuffer) -> None:
-    """ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]"""
-    zrange_generic(args, out, by_score=True, reverse=True)
-
-
-def zrevrange(args: list[bytes], out: ReplyBuffer) -> None:
-    """ZREVRANGE key start stop [WITHSCORES]"""
-    zrange_generic(args, out, by_score=False, reverse=True)
-
-
-def zrange_generic(args: list[bytes], out: ReplyBuffer, by_score: bool | None, reverse: bool | None) -> None:
-    """Every ZRANGE form. `by_score` and `reverse` are fixed by the legacy
-    commands, or None where ZRANGE's options choose them."""
-    withscores = False
-    offset, limit = 0, -1
-    position = 3
-    while position < len(args):
-        option = args[position].lower()
-        if option == b"withscores":
-            withscores = True
-        elif option == b"limit" and len(args) - position > 2:
-            offset, limit = parse_integer(args[position + 1]), parse_integer(args[position + 2])
-            if offset is None or limit is None:
-                out.error(NOT_AN_INTEGER)
-                return
-            position += 2
-        elif option == b"rev" and reverse is None:
-            reverse = True
-        elif option == b"byscore" and by_score is None:
-            by_score = True
-        else:  # BYLEX, for lexicographic ranges, is not implemented here
-            out.error("ERR syntax error")
-            return
-        position += 1
-    # Redis checks for LIMIT by its count, so "LIMIT 0 -1" passes anywhere.
-    if limit != -1 and not by_score:
-        out.error("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
-        return
-    if by_score:
-        low, high = args[2] if reverse else args[1], args[1] if reverse else args[2]
-        bounds = parse_score_bound(low), parse_score_bound(high)
-        if None in bounds:
-            out.error(BOUND_NOT_A_FLOAT)
-            return
-    else:
-        start, stop = parse_integer(args[1]), parse_integer(args[2])
-        if start is None or stop is None:
-            out.error(NOT_AN_INTEGER)
-            return
-    zset = lookup_zset(args[0], out)
-    if zset is False:
-        return
-    if zset is None:
-        nodes = []
-    elif by_score:
-        nodes = nodes_by_score(zset, *bounds, bool(reverse), offset, limit)
-    else:
-        nodes = nodes_by_rank(zset, start, stop, bool(reverse))
-    write_members(out, nodes, withscores)
-
-
-def nodes_by_rank(zset: ZSet, start: int, stop: int, reverse: bool) -> list[ZNode]:
-    """Members from rank start to stop inclusive (negative: from the end), in O(log n + k)."""
-    size = len(zset)
-    start = max(start + size if start < 0 else start, 0)
-    stop = min(stop + size if stop < 0 else stop, size - 1)
-    if start > stop:
-        return []
-    count = stop - start + 1
-    if reverse:
-        return list(zset.walk(zset.at(size - 1 - start), count, -1))
-    return list(zset.walk(zset.at(start), count, 1))
-
-
-def nodes_by_score(
-    zset: ZSet, low: tuple[float, bool], high: tuple[float, bool], reverse: bool, offset: int, limit: int
-) -> list[ZNode]:
-    """Members with scores between the bounds, skipping `offset`, at most
-    `limit` (negative: no limit). O(log n + k): the offset is skipped by
-    rank arithmetic and one O(log n) seek, not member by member."""
-    first, last = score_range_ends(zset, low, high)
-    if first is None or offset < 0:
-        return []
-    available = zset.rank(last) - zset.rank(first) + 1 - offset
-    count = available if limit < 0 else min(limit, available)
-    if count <= 0:
-        return []
-    start = zset.rank(last) - offset if reverse else zset.rank(first) + offset
-    return list(zset.walk(zset.at(start), count, -1 if reverse else 1))
-
-
-def write_members(out: ReplyBuffer, nodes: list[ZNode], withscores: bool) -> None:
-    """Members, with their scores if asked: RESP2 alternates member and
-    score in one array; RESP3 gives each pair its own array, as Redis."""
-    if not withscores:
-        out.array(len(nodes))
-        for node in nodes:
-            out.bulk(node.key)
-    elif out.protocol == 3:
-        out.array(len(nodes))
-        for node in nodes:
-            out.array(2)
-            out.bulk(node.key)
-            out.double(node.score)
-    else:
-        out.array(2 * len(nodes))
-        for node in nodes:
-            out.bulk(node.key)
-            out.double(node.score)
-
-
-def zquery(args: list[bytes], out: ReplyBuffer) -> None:
-    """ZQUERY key score member offset limit: the book's own range query.
-
-    From the first member at or after (score, member), skip `offset`
-    members (which may be negative, to step back) and return up to `limit`
-    of them with their scores. Redis's ZRANGE key min +inf BYSCORE LIMIT
-    offset count does the same from a score alone.
-    """
-    score = parse_double(args[1])
-    offset, limit = parse_integer(args[3]), parse_integer(args[4])
-    if score is None:
-        out.error(NOT_A_FLOAT)
-        return
-    if offset is None or limit is None:
-        out.error(NOT_AN_INTEGER)
-        return
-    zset = lookup_zset(args[0], out)
-    if zset is False:
-        return
-    node = zset.seek_ge(score, args[2]) if zset is not None else None
-    if node is not None and offset:
-        node = avl_offset(node, offset)
-    write_members(out, list(ZSet.walk(node, limit)), withscores=True)
-
+SORTED_SETS = SortedSetCommands(lookup=keyspace.lookup, add=add_entry, delete=delete_entry)
 
 
 # Dispatch, arity checks, error texts, COMMAND, CLIENT and QUIT: common/commands.py.
@@ -556,21 +205,8 @@ COMMANDS = CommandTable(
         b"flushdb": CommandSpec(flushdb, -1, ("write",)),
         b"flushall": CommandSpec(flushdb, -1, ("write",)),
         b"hello": CommandSpec(hello, -1, ("noscript", "loading", "stale", "fast")),
-        b"zadd": CommandSpec(zadd, -4, ("write", "denyoom", "fast"), 1, 1, 1),
-        b"zincrby": CommandSpec(zincrby, 4, ("write", "denyoom", "fast"), 1, 1, 1),
-        b"zrem": CommandSpec(zrem, -3, ("write", "fast"), 1, 1, 1),
-        b"zscore": CommandSpec(zscore, 3, ("readonly", "fast"), 1, 1, 1),
-        b"zmscore": CommandSpec(zmscore, -3, ("readonly", "fast"), 1, 1, 1),
-        b"zcard": CommandSpec(zcard, 2, ("readonly", "fast"), 1, 1, 1),
-        b"zrank": CommandSpec(zrank, 3, ("readonly", "fast"), 1, 1, 1),
-        b"zrevrank": CommandSpec(zrevrank, 3, ("readonly", "fast"), 1, 1, 1),
-        b"zcount": CommandSpec(zcount, 4, ("readonly", "fast"), 1, 1, 1),
-        b"zrange": CommandSpec(zrange, -4, ("readonly",), 1, 1, 1),
-        b"zrangebyscore": CommandSpec(zrangebyscore, -4, ("readonly",), 1, 1, 1),
-        b"zrevrangebyscore": CommandSpec(zrevrangebyscore, -4, ("readonly",), 1, 1, 1),
-        b"zrevrange": CommandSpec(zrevrange, -4, ("readonly",), 1, 1, 1),
-        b"zquery": CommandSpec(zquery, 6, ("readonly",), 1, 1, 1),  # the book's, see zquery()
     }
+    | SORTED_SETS.specs()
 )
 # INFO, CONFIG and SELECT: common/admin.py.
 ADMIN = ServerAdmin(COMMANDS, keys=lambda: len(keyspace))

@@ -646,7 +646,7 @@ def load_rdb_records(reader: RdbReader, source: str) -> int:
         if isinstance(record.value, bytes):
             value: bytes | ZSet = record.value
         else:
-            value = chapter14.SortedSet()
+            value = chapter14.SORTED_SETS.new_set()
             for member, score in record.value:
                 value.add(member, score)
         entry = chapter14.Entry(record.key, value)

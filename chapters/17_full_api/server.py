@@ -60,7 +60,7 @@ from common.resp import encode_command  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
 from common.strings import StringCommands, parse_long_double  # noqa: E402
 from common.zset import ZSet  # noqa: E402
-from common.zset_commands import SortedSetCommands, parse_mpop  # noqa: E402
+from common.zset_commands import MoreSortedSetCommands, parse_mpop  # noqa: E402
 from common.zset_listpack import MAX_FLAT_ENTRIES, ListpackZSet  # noqa: E402
 
 chapter16 = load_chapter(16)  # the server this chapter extends, persistence included
@@ -71,13 +71,13 @@ def add_commands() -> None:
     """The new families join chapter 14's command table before chapter 16
     wraps its write commands for the AOF, so they are logged too."""
     # Small sorted sets start flat (common/zset_listpack.py), within Redis's settings.
-    chapter14.SortedSet = ListpackZSet
+    chapter14.SORTED_SETS.use_encoding(ListpackZSet)
     config = chapter14.ADMIN.config
     for name in ("zset-max-listpack-entries", "zset-max-ziplist-entries"):  # Redis 7 keeps the old name as an alias
         config.add_integer(name, lambda: ListpackZSet.max_entries, set_max_entries, maximum=MAX_FLAT_ENTRIES)
     for name in ("zset-max-listpack-value", "zset-max-ziplist-value"):
         config.add_integer(name, lambda: ListpackZSet.max_value, set_max_value, memory=True)
-    for family in (StringCommands(chapter14), KeyCommands(chapter14), SORTED_SETS):
+    for family in (StringCommands(chapter14), KeyCommands(chapter14), MORE_SORTED_SETS):
         for name, spec in family.specs().items():
             chapter14.COMMANDS.add(name, spec)
     blocking = ("write", "noscript", "blocking")
@@ -113,7 +113,7 @@ def set_max_value(value: int) -> None:
 # wakes it, right after that command, first come first served; or its
 # timeout does, with a nil reply. The event loop never waits for it.
 
-SORTED_SETS = SortedSetCommands(chapter14)
+MORE_SORTED_SETS = MoreSortedSetCommands(chapter14.SORTED_SETS)
 
 
 class Blocked(HeapItem):
@@ -175,7 +175,7 @@ def pop_or_block(keys: list[bytes], timeout_text: bytes, out: ReplyBuffer, highe
     if timeout is None:
         return
     for key in keys:
-        zset = chapter14.lookup_zset(key, out)
+        zset = chapter14.SORTED_SETS.lookup_zset(key, out)
         if zset is False:
             return
         if zset:
@@ -194,7 +194,7 @@ def pop_or_block(keys: list[bytes], timeout_text: bytes, out: ReplyBuffer, highe
 def pop(key: bytes, out: ReplyBuffer, highest: bool, count: int | None, multi: bool) -> None:
     """Pop from the sorted set at `key` (there is one) and reply; logged
     to the AOF as the ZPOPMIN or ZPOPMAX it amounts to, as Redis does."""
-    taken = SORTED_SETS.pop([key], out, highest, count if multi else None, nested=multi, with_key=True)
+    taken = MORE_SORTED_SETS.pop([key], out, highest, count if multi else None, nested=multi, with_key=True)
     if chapter16.aof is not None and not chapter16.loading:
         command = [b"ZPOPMAX" if highest else b"ZPOPMIN", key] + ([b"%d" % taken] if multi else [])
         chapter16.aof.buffer += encode_command(*command)
