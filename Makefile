@@ -64,8 +64,9 @@ diff-chapter: check-chapter
 	@if grep -q "load_chapter(" $(CHAPTER_DIR)/server.py; then $(PYTHON) tools/diff_chapter.py $(CHAPTER); else \
 		git diff --no-index --stat $(PREVIOUS_DIR) $(CHAPTER_DIR); git diff --no-index $(PREVIOUS_DIR) $(CHAPTER_DIR); true; fi
 
-# A chapter's demo: the one .py file beside server.py that is not a client (03's client.py needs a server).
-DEMO = $(firstword $(filter-out %/server.py %/client.py,$(wildcard $(CHAPTER_DIR)/*.py)))
+# A chapter's demo: the one runnable .py file beside server.py that is not a client (03's client.py needs
+# a server); a file that holds part of the chapter's lesson (16's snapshots.py) has no __main__.
+DEMO = $(firstword $(filter-out %/server.py %/client.py,$(shell grep -l '__main__' $(CHAPTER_DIR)/*.py 2>/dev/null)))
 
 demo-chapter: check-chapter $(VENV)/.installed
 	@if [ -z "$(DEMO)" ]; then echo "chapter $(CHAPTER) has no demo; its README says how to try it"; exit 2; fi

@@ -7,7 +7,8 @@ server.py, keeps its keyspace, commands and connection handlers unchanged,
 and replaces only what it teaches (chapter 15: the event loop).
 
 Chapter folders (`14_thread_pool`) are not Python packages, so the module
-is loaded from its file, once, under the name `chapterNN`.
+is loaded from its file, once, under the name `chapterNN` (a lesson beside
+server.py: `chapterNN_name`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ CHAPTERS_DIR = Path(__file__).resolve().parents[1] / "chapters"
 
 def load_chapter(number: int) -> ModuleType:
     """Chapter `number`'s server.py as a module (its main() is not run)."""
-    name = f"chapter{number:02d}"
+    return load_chapter_module(number, "server")
+
+
+def load_chapter_module(number: int, module: str) -> ModuleType:
+    """A module of chapter `number`'s folder: `server`, or a file beside it
+    that holds one of the chapter's lessons (chapter 16's `snapshots`)."""
+    name = f"chapter{number:02d}" + ("" if module == "server" else f"_{module}")
     if name in sys.modules:
         return sys.modules[name]
-    paths = sorted(CHAPTERS_DIR.glob(f"{number:02d}_*/server.py"))
+    paths = sorted(CHAPTERS_DIR.glob(f"{number:02d}_*/{module}.py"))
     if not paths:
-        raise ImportError(f"no chapter {number:02d} in {CHAPTERS_DIR}")
+        raise ImportError(f"no {module}.py in chapter {number:02d} of {CHAPTERS_DIR}")
     spec = importlib.util.spec_from_file_location(name, paths[0])
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

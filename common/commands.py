@@ -29,7 +29,7 @@ REDIS_VERSION = "7.0.0"
 
 Command = Callable[[list[bytes], Any], None]
 ERROR_MARK = ord("-")  # the first byte of an error reply
-# Redis's texts for the errors many commands share (chapter 17's families use them).
+# Redis's texts for the errors many commands share.
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_AN_INTEGER = "ERR value is not an integer or out of range"
 NOT_A_FLOAT = "ERR value is not a valid float"
@@ -62,18 +62,33 @@ class CommandSpec:
 
 class CommandTable:
     """The commands of one server, by lower-case name, plus COMMAND and
-    CLIENT, and QUIT, which `execute` answers itself."""
+    CLIENT, and QUIT, which `process_command` answers itself.
+
+    Running a request takes Redis's two steps. `process_command` (Redis's
+    processCommand()) finds the command and checks that it may run: that
+    it exists, its number of arguments, and every check in `checks`.
+    `call` (Redis's call()) runs it, counts it for INFO commandstats, and
+    tells every listener in `after_call` what ran. A server built on
+    another registers there what it adds around every command: a check
+    that refuses writes while they cannot be kept, a listener that logs
+    every write, one that wakes the clients waiting for a key.
+    """
 
     def __init__(self, commands: dict[bytes, CommandSpec]) -> None:
         self.commands = dict(commands)
         self.add(b"command", CommandSpec(self.command, -1, ("loading", "stale")))
         self.add(b"client", CommandSpec(client, -2, ("noscript", "loading", "stale")))
         self.add(b"quit", CommandSpec(quit_, -1, ("allow_busy", "fast", "noscript", "loading", "stale")))
+        # (name, spec, arguments) -> the error to refuse the command with, or "" to let it run.
+        self.checks: list[Callable[[bytes, CommandSpec, list[bytes]], str]] = []
+        # (name, spec, arguments, reply buffer, where the command's reply starts in it),
+        # after the command ran; its reply is empty if it blocked its client.
+        self.after_call: list[Callable[[bytes, CommandSpec, list[bytes], Any, int], None]] = []
 
     def add(self, name: bytes, spec: CommandSpec) -> None:
         self.commands[name] = spec
 
-    def execute(self, request: list[bytes], out: bytearray) -> bool:
+    def process_command(self, request: list[bytes], out: bytearray) -> bool:
         """Run one request and append its reply, or Redis's error for it.
 
         Returns True when the client asked to be disconnected (QUIT): the
@@ -93,15 +108,27 @@ class CommandTable:
             spec.rejected_calls += 1
             write_error(out, wrong_arity_message(name))
             return False
+        args = request[1:]
+        for check in self.checks:
+            refusal = check(name, spec, args)
+            if refusal:
+                spec.rejected_calls += 1
+                write_error(out, refusal)
+                return False
+        self.call(name, spec, args, out)
+        return False
+
+    def call(self, name: bytes, spec: CommandSpec, args: list[bytes], out: bytearray) -> None:
+        """Run the command, count it, then tell the listeners."""
         reply_start = len(out)
         started = perf_counter_ns()
-        spec.function(request[1:], out)
+        spec.function(args, out)
         spec.nanoseconds += perf_counter_ns() - started
         spec.calls += 1
-        # A command replies something, unless it blocked its client (chapter 17).
         if len(out) > reply_start and out[reply_start] == ERROR_MARK:
             spec.failed_calls += 1
-        return False
+        for listener in self.after_call:
+            listener(name, spec, args, out, reply_start)
 
     def reset_stats(self) -> None:
         for spec in self.commands.values():
@@ -163,9 +190,9 @@ COMMAND_HELP = [
 
 
 def quit_(args: list[bytes], out: bytearray) -> None:
-    """Never called: CommandTable.execute answers QUIT itself. It is in the
-    table so that COMMAND lists it, as Redis does."""
-    raise AssertionError("QUIT is answered by CommandTable.execute")
+    """Never called: CommandTable.process_command answers QUIT itself. It is
+    in the table so that COMMAND lists it, as Redis does."""
+    raise AssertionError("QUIT is answered by CommandTable.process_command")
 
 
 def client(args: list[bytes], out: bytearray) -> None:

@@ -5,7 +5,8 @@ folders shows the step. From chapter 15 on, a chapter imports the previous
 chapter's server (common/chapters.py) and defines only what it changes: a
 folder diff would show 1,100 lines deleted. This shows the step instead:
 each function the new chapter redefines, as a diff against the one it
-replaces, then what is new.
+replaces, then what is new (with the files of the chapter's lesson that
+server.py loads beside it, whole).
 
     .venv/bin/python tools/diff_chapter.py 15
 """
@@ -57,7 +58,13 @@ def main() -> None:
     for name in added:
         print(f"\n+++ {new.relative_to(ROOT)}: {name} (new)")
         sys.stdout.writelines(f"+{line}" for line in after[name].splitlines(keepends=True))
-    others = sorted(p.name for p in new.parent.iterdir() if p.is_file() and p.name != "server.py")
+    lessons = re.findall(r'load_chapter_module\(%d, "(\w+)"\)' % number, new.read_text())
+    for lesson in lessons:  # files of the chapter's lesson that server.py wires in: new, whole
+        path = new.parent / f"{lesson}.py"
+        print(f"\n+++ {path.relative_to(ROOT)} (new)")
+        sys.stdout.writelines(f"+{line}" for line in path.read_text().splitlines(keepends=True))
+    others = sorted(p.name for p in new.parent.iterdir()
+                    if p.is_file() and p.name != "server.py" and p.stem not in lessons)  # fmt: skip
     print(f"\nAlso in {new.parent.relative_to(ROOT)}: {', '.join(others)}")
 
 

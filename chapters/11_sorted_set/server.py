@@ -43,8 +43,7 @@ from common.zset_commands import SortedSetCommands  # noqa: E402
 
 # Bytes read per event, as Redis (PROTO_IOBUF_LEN): every request in them
 # runs before any other client is served, so a pipelining client may hold
-# the loop that long. Measured on chapter 14 loading 1M keys: the longest PING of
-# another client was 13 ms reading 64 KB at a time, 5.6 ms at 16 KB.
+# the loop that long (the README measures it).
 RECV_SIZE = 16 * 1024
 # Past this much unsent output, a client's further requests wait unexecuted
 # until the kernel has taken some of it. A single reply may exceed it.
@@ -61,10 +60,7 @@ class Entry(HNode):
     __slots__ = ("value",)
 
     def __init__(self, key: bytes, value: bytes | ZSet) -> None:
-        # The hashtable's slots are set here rather than by super().__init__():
-        # one Python call less for every new key.
-        self.key = key
-        self.hnext = None
+        super().__init__(key)
         self.value = value
 
 
@@ -273,7 +269,7 @@ def execute_requests(conn: Connection) -> None:
     out = conn.outgoing
     try:
         while len(out) < MAX_OUTPUT and (request := conn.parser.next_request()) is not None:
-            if COMMANDS.execute(request, out):  # QUIT: reply, close, run nothing after it
+            if COMMANDS.process_command(request, out):  # QUIT: reply, close, run nothing after it
                 conn.closing = True
                 break
     except ProtocolError as error:

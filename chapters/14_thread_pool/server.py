@@ -50,8 +50,7 @@ from common.zset_commands import SortedSetCommands  # noqa: E402
 
 # Bytes read per event, as Redis (PROTO_IOBUF_LEN): every request in them
 # runs before any other client is served, so a pipelining client may hold
-# the loop that long. Measured on chapter 14 loading 1M keys: the longest PING of
-# another client was 13 ms reading 64 KB at a time, 5.6 ms at 16 KB.
+# the loop that long (the README measures it).
 RECV_SIZE = 16 * 1024
 # Past this much unsent output, a client's further requests wait unexecuted
 # until the kernel has taken some of it. A single reply may exceed it.
@@ -83,10 +82,7 @@ class Entry(HNode):
     __slots__ = ("value",)
 
     def __init__(self, key: bytes, value: bytes | ZSet) -> None:
-        # The hashtable's slots are set here rather than by super().__init__():
-        # one Python call less for every new key.
-        self.key = key
-        self.hnext = None
+        super().__init__(key)
         self.value = value
 
 
@@ -105,8 +101,7 @@ class Expiry(HNode):
     __slots__ = ("deadline", "heap_index")
 
     def __init__(self, key: bytes, deadline: int) -> None:
-        self.key = key
-        self.hnext = None
+        super().__init__(key)
         self.deadline = deadline
         self.heap_index = -1
 
@@ -251,20 +246,7 @@ def set_(args: list[bytes], out: ReplyBuffer) -> None:
     """SET key value [NX | XX] [GET] [EX s | PX ms | EXAT unix-s | PXAT unix-ms | KEEPTTL]"""
     key, value = args[0], args[1]
     if len(args) == 2:
-        # A plain SET, by far the most frequent write: skip the option
-        # parsing below, which would find nothing. The new value replaces
-        # the old one and drops its TTL, expired or not, so a plain lookup
-        # does: lookup_live would look the TTL up twice.
-        entry = keyspace.lookup(key)
-        if entry is None:
-            keyspace.insert(Entry(key, value))
-        else:
-            if type(entry.value) is not bytes:  # discard() frees sets only: no call for a string
-                discard(entry.value)
-            entry.value = value
-            if expires:  # a lookup saved when no key has a TTL, as in a cache without them
-                set_deadline(entry, None)
-        out.simple("OK")
+        set_plain(key, value, out)  # the most frequent write, in fewer steps: see set_plain
         return
     flags: set[bytes] = set()
     expiry: tuple[bytes, bytes] | None = None  # (unit option, its argument)
@@ -322,9 +304,26 @@ def set_(args: list[bytes], out: ReplyBuffer) -> None:
         out.simple("OK")
 
 
+def set_plain(key: bytes, value: bytes, out: ReplyBuffer) -> None:
+    """SET key value, with no options: what set_() does for it, faster (a
+    speed path, skippable on a first reading). The new value replaces the
+    old one and drops its TTL, expired or not, so a plain lookup does where
+    lookup_live would look the TTL up twice; and no key with a TTL, no
+    lookup in `expires` at all."""
+    entry = keyspace.lookup(key)
+    if entry is None:
+        keyspace.insert(Entry(key, value))
+    else:
+        discard(entry.value)
+        entry.value = value
+        if expires:
+            set_deadline(entry, None)
+    out.simple("OK")
+
+
 def parse_deadline(unit: bytes, argument: bytes, out: ReplyBuffer, command: str = "set") -> int | None:
     """SET's EX/PX/EXAT/PXAT argument as a Unix time in ms, or None after
-    replying an error (chapter 17's SETEX and GETEX name themselves in it)."""
+    replying an error naming `command` (commands with a TTL of their own reuse it)."""
     amount = parse_integer(argument)
     if amount is None:
         out.error(NOT_AN_INTEGER)
@@ -463,7 +462,7 @@ class Connection(DListNode):
     It is also a node of the idle list (its `prev` and `next` links).
     """
 
-    __slots__ = ("sock", "parser", "outgoing", "closing", "input_closed", "polled_events", "last_active")
+    __slots__ = ("sock", "parser", "outgoing", "closing", "input_closed", "polled_events", "last_active", "blocked")
 
     def __init__(self, sock: socket.socket, client_id: int) -> None:
         super().__init__()
@@ -474,6 +473,10 @@ class Connection(DListNode):
         self.closing = False  # close once the outgoing replies are sent
         self.input_closed = False  # the client sends no more: close once all it sent is answered
         self.polled_events = select.POLLIN  # what the poller waits for now
+        # A command may leave its client waiting for something (Redis's
+        # CLIENT_BLOCKED, as its blocking commands do): until it is
+        # released, the requests it sent after that one wait unexecuted.
+        self.blocked = False
 
     def wanted_events(self) -> int:
         """What to poll for: output while replies wait; input while the
@@ -520,7 +523,7 @@ def next_timer_ms() -> int | None:
     return min(MAX_SLEEP_MS, max(0, min(waits))) if waits else None
 
 
-def close_idle_connections(poller: select.poll, clients: dict[int, Connection]) -> None:
+def close_idle_connections(poller: Poller, clients: dict[int, Connection]) -> None:
     """Close every connection idle for idle_timeout or longer: all at the front."""
     if not idle_timeout:
         return
@@ -560,20 +563,20 @@ def handle_readable(conn: Connection) -> None:
     execute_requests(conn)
 
 
-# The connection whose requests are being executed: Redis's server.current_client,
-# which a command that blocks its client (chapter 17's BZPOPMIN) needs to know.
+# The connection whose requests are being executed: Redis's
+# server.current_client, for a command that acts on its own client.
 current_client: Connection | None = None
 
 
 def execute_requests(conn: Connection) -> None:
     """Answer every complete request buffered, while the output is not too
-    big and no command has blocked the client (chapter 17)."""
+    big and the client is not blocked."""
     global current_client
     current_client = conn
     out = conn.outgoing
     try:
-        while len(out) < MAX_OUTPUT and not out.blocked and (request := conn.parser.next_request()) is not None:
-            if COMMANDS.execute(request, out):  # QUIT: reply, close, run nothing after it
+        while len(out) < MAX_OUTPUT and not conn.blocked and (request := conn.parser.next_request()) is not None:
+            if COMMANDS.process_command(request, out):  # QUIT: reply, close, run nothing after it
                 conn.closing = True
                 break
     except ProtocolError as error:
@@ -619,13 +622,43 @@ def handle_writable(conn: Connection) -> None:
 
 
 # --- the event loop --------------------------------------------------------------
-
+# One iteration, as Redis's ae.c runs it: before_sleep() (send the replies
+# the last events produced), wait in poll() until a socket is ready or the
+# next timer is due, handle the ready sockets (read and execute: replies
+# wait), then the timers (server_cron()). What a server built on this one
+# adds to the loop registers into the lists below instead of changing it.
 
 # Every connection gets the next number, as Redis's client ids.
 client_ids = itertools.count(1)
+# Connections with replies to send or interest to change, in the order they
+# became so: Redis's clients_pending_write, handled in before_sleep().
+clients_pending_write: dict[int, Connection] = {}  # id(conn) -> conn
+# Work that must precede this iteration's replies (Redis's beforeSleep()
+# does its own: unblocked clients, then the append-only file, then writes).
+before_sleep_tasks: list[Callable[[], None]] = []
+before_replies: list[Callable[[], None]] = []
+# Once per iteration after the events, with the idle timers and expiry
+# (Redis's serverCron()); and how long each may let poll() sleep, in ms
+# (None: no limit), as Redis's time events.
+cron_tasks: list[Callable[[], None]] = []
+timers: list[Callable[[], int | None]] = []
 
 
-def accept_clients(acceptor: Acceptor, poller: select.poll, clients: dict[int, Connection]) -> None:
+class Poller:
+    """What the loop needs of the kernel's readiness API: select.poll()'s
+    register, modify, unregister and poll(timeout_ms). Redis's ae.c has one
+    loop over several such APIs (select, poll, epoll, kqueue); so does this one."""
+
+    def __init__(self) -> None:
+        self.poll_object = select.poll()
+        self.register, self.modify, self.unregister = (
+            self.poll_object.register, self.poll_object.modify, self.poll_object.unregister)  # fmt: skip
+
+    def poll(self, timeout_ms: int | None) -> list[tuple[int, int]]:
+        return self.poll_object.poll(timeout_ms)
+
+
+def accept_clients(acceptor: Acceptor, poller: Poller, clients: dict[int, Connection]) -> None:
     """Accept every connection waiting in the listen queue; past
     maxclients the acceptor refuses them with Redis's error."""
     while (accepted := acceptor.accept(len(clients))) is not None:
@@ -640,17 +673,18 @@ def accept_clients(acceptor: Acceptor, poller: select.poll, clients: dict[int, C
         log.debug("connection from %s:%d", *address[:2])
 
 
-def close_client(conn: Connection, poller: select.poll, clients: dict[int, Connection]) -> None:
+def close_client(conn: Connection, poller: Poller, clients: dict[int, Connection]) -> None:
     idle_connections.detach(conn)
+    clients_pending_write.pop(id(conn), None)
     fd = conn.sock.fileno()
     poller.unregister(fd)
     del clients[fd]
     conn.sock.close()
 
 
-def handle_events(conn: Connection, events: int, poller: select.poll, clients: dict[int, Connection]) -> None:
-    """Serve what the poller reported for one client (chapter 15 calls this
-    from epoll's loop): read and execute its requests, then send_replies."""
+def handle_events(conn: Connection, events: int) -> None:
+    """Serve what the poller reported for one client: read and execute its
+    requests. The replies go out in before_sleep()."""
     # POLLHUP/POLLERR come without POLLIN on some systems; recv() then
     # reports what happened.
     if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
@@ -659,13 +693,12 @@ def handle_events(conn: Connection, events: int, poller: select.poll, clients: d
         # Writable again after a full buffer: the client reads its replies,
         # so it is not idle. (Its requests touch it in handle_readable.)
         touch(conn)
-    send_replies(conn, poller, clients)
+    clients_pending_write[id(conn)] = conn
 
 
-def send_replies(conn: Connection, poller: select.poll, clients: dict[int, Connection]) -> None:
+def send_replies(conn: Connection, poller: Poller, clients: dict[int, Connection]) -> None:
     """Send the replies waiting for `conn`, then close it if it is done, or
-    change what it is polled for if that changed. Chapter 16 calls this
-    apart from handle_readable, to write the append-only file in between."""
+    change what it is polled for if that changed."""
     if conn.outgoing:
         # Most replies fit in the socket buffer: send now instead of waiting
         # a round of poll() to learn that the socket is writable.
@@ -681,22 +714,49 @@ def send_replies(conn: Connection, poller: select.poll, clients: dict[int, Conne
         conn.polled_events = wanted
 
 
-def run_event_loop(acceptor: Acceptor) -> None:
+def before_sleep(poller: Poller, clients: dict[int, Connection]) -> None:
+    """Redis's beforeSleep(): the registered work, then every reply this
+    iteration produced goes out, in one pass."""
+    for task in before_sleep_tasks:
+        task()
+    for task in before_replies:
+        task()
+    while clients_pending_write:
+        conn = clients_pending_write.pop(next(iter(clients_pending_write)))
+        send_replies(conn, poller, clients)
+
+
+def server_cron(poller: Poller, clients: dict[int, Connection]) -> None:
+    """Redis's serverCron(): the timers, checked once per iteration."""
+    close_idle_connections(poller, clients)
+    expire_keys()
+    for task in cron_tasks:
+        task()
+
+
+def next_wakeup_ms() -> int | None:
+    """How long poll() may sleep: this chapter's timers, and those registered."""
+    waits = [next_timer_ms(), *(timer() for timer in timers)]
+    waits = [wait for wait in waits if wait is not None]
+    return min(waits) if waits else None
+
+
+def run_event_loop(acceptor: Acceptor, poller: Poller) -> None:
+    """Serve until stopped, on `poller`."""
     listener = acceptor.listener
     listener.setblocking(False)
-    poller = select.poll()
     poller.register(listener, select.POLLIN)
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
     ADMIN.serve(acceptor, clients, count_cycles=True)
     while True:
-        for fd, events in poller.poll(next_timer_ms()):
+        before_sleep(poller, clients)
+        for fd, events in poller.poll(next_wakeup_ms()):
             if fd == listener_fd:
                 accept_clients(acceptor, poller, clients)
             else:
-                handle_events(clients[fd], events, poller, clients)
-        close_idle_connections(poller, clients)
-        expire_keys()
+                handle_events(clients[fd], events)
+        server_cron(poller, clients)
         ADMIN.eventloop_cycles += 1
 
 
@@ -716,7 +776,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(options: argparse.Namespace) -> None:
-    """Apply the command line's settings (chapter 15 reuses this chapter's)."""
+    """Apply the command line's settings."""
     global idle_timeout, lazy_free_threshold, free_slice
     idle_timeout = options.idle_timeout
     ADMIN.config.add_integer("timeout", lambda: round(idle_timeout), set_idle_timeout)
@@ -724,8 +784,9 @@ def configure(options: argparse.Namespace) -> None:
     free_slice = options.free_slice
 
 
-def serve_with(event_loop: Callable[[Acceptor], None], options: argparse.Namespace) -> None:
-    """Listen, start the worker pool, and run `event_loop` until stopped."""
+def run(options: argparse.Namespace, poller: Callable[[], Poller] = Poller) -> None:
+    """Listen, start the worker pool, and run the event loop on a new
+    `poller()` until stopped."""
     global worker_pool
     # One worker: with the GIL, more threads would take turns, not work in parallel.
     with create_listener(options.host, options.port) as listener, ThreadPool(1, "lazy-free") as pool:
@@ -734,13 +795,13 @@ def serve_with(event_loop: Callable[[Acceptor], None], options: argparse.Namespa
         ADMIN.extra_info["memory"] = [lambda: {"lazyfree_pending_objects": pool.pending()}]
         log.info("listening on %s:%d", options.host, options.port)
         acceptor = Acceptor(listener, max_clients_for_fd_limit(options.maxclients))
-        serve(lambda: event_loop(acceptor))
+        serve(lambda: run_event_loop(acceptor, poller()))
 
 
 def main() -> None:
     options = parse_options("Chapter 14: a thread pool for large deletions", add_options, client_limits=True)
     configure(options)
-    serve_with(run_event_loop, options)
+    run(options)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,14 @@ handlers read one buffer per event and deliberately stop reading a client
 whose output is full (backpressure), so level-triggered is what keeps them
 correct unchanged. EPOLLIN, EPOLLOUT, EPOLLERR and EPOLLHUP have the same
 values as their POLL* namesakes, so a connection's wanted_events() serves
-both loops.
+both.
 
 Everything else is chapter 14's, imported unchanged (common/chapters.py):
-the keyspace, commands, TTLs, idle timers, the lazy-free thread pool, and
-the connection handlers. What is new: this loop, and raising the
-open-files limit so that --maxclients 10000 (Redis's default) can be met.
+its event loop runs on any object with poll()'s interface (register,
+modify, unregister, poll), as Redis's ae.c runs one loop on whichever of
+select, poll, epoll or kqueue the system has (ae_epoll.c is ~130 lines of
+C). What is new: that object for epoll, and raising the open-files limit
+so that --maxclients 10000 (Redis's default) can be met.
 
     make run-chapter 15
     make demo-chapter 15        # c10k_bench.py: poll against epoll against Redis
@@ -44,47 +46,39 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.chapters import load_chapter  # noqa: E402
-from common.net import RESERVED_FDS, Acceptor, parse_options, raise_open_files_limit  # noqa: E402
+from common.net import RESERVED_FDS, parse_options, raise_open_files_limit  # noqa: E402
 
-chapter14 = load_chapter(14)  # the server this chapter changes: all but its event loop
+chapter14 = load_chapter(14)  # the server this chapter changes: all but the kernel API its loop waits in
 
 # At most this many ready descriptors per epoll_wait(); more wait for the next round.
 MAX_EVENTS = 1024
 
+# The same bits, so that chapter 14's handlers read epoll's events as poll()'s.
+assert (select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPOLLHUP) == (
+    select.POLLIN, select.POLLOUT, select.POLLERR, select.POLLHUP)  # fmt: skip
 
-def run_event_loop(acceptor: Acceptor) -> None:
-    listener = acceptor.listener
-    listener.setblocking(False)
-    clients: dict[int, chapter14.Connection] = {}
-    chapter14.ADMIN.serve(acceptor, clients, count_cycles=True)
-    # epoll_create1(): the kernel object that holds the interest list.
-    with select.epoll() as epoll:
-        epoll.register(listener, select.EPOLLIN)
-        listener_fd = listener.fileno()
-        while True:
-            timeout_ms = chapter14.next_timer_ms()
-            # epoll_wait(): only the ready descriptors come back, however
-            # many are registered. The timeout is in seconds here (poll(): ms).
-            ready = epoll.poll(None if timeout_ms is None else timeout_ms / 1000, MAX_EVENTS)
-            for fd, events in ready:
-                if fd == listener_fd:
-                    # accept_clients and close_client call register() and
-                    # unregister(): each one epoll_ctl() for that descriptor.
-                    chapter14.accept_clients(acceptor, epoll, clients)
-                else:
-                    # modify() on a change of interest: one epoll_ctl() for
-                    # this descriptor, where poll() rebuilt its whole array.
-                    chapter14.handle_events(clients[fd], events, epoll, clients)
-            chapter14.close_idle_connections(epoll, clients)
-            chapter14.expire_keys()
-            chapter14.ADMIN.eventloop_cycles += 1
+
+class EpollPoller(chapter14.Poller):
+    """Chapter 14's Poller on epoll: the same four calls, each one system call."""
+
+    def __init__(self) -> None:
+        # epoll_create1(): the kernel object that holds the interest list.
+        self.epoll = select.epoll()
+        # epoll_ctl() for one descriptor each, where poll() would rebuild
+        # its whole array at the next wait.
+        self.register, self.modify, self.unregister = self.epoll.register, self.epoll.modify, self.epoll.unregister
+
+    def poll(self, timeout_ms: int | None) -> list[tuple[int, int]]:
+        # epoll_wait(): only the ready descriptors come back, however many
+        # are registered. The timeout is in seconds here (poll(): ms).
+        return self.epoll.poll(None if timeout_ms is None else timeout_ms / 1000, MAX_EVENTS)
 
 
 def main() -> None:
     options = parse_options("Chapter 15: epoll and ten thousand clients", chapter14.add_options, client_limits=True)
     raise_open_files_limit(options.maxclients + RESERVED_FDS)
     chapter14.configure(options)
-    chapter14.serve_with(run_event_loop, options)
+    chapter14.run(options, EpollPoller)
 
 
 if __name__ == "__main__":

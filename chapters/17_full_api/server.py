@@ -52,11 +52,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.chapters import load_chapter  # noqa: E402
-from common.commands import CommandSpec  # noqa: E402
+from common.commands import ERROR_MARK, CommandSpec  # noqa: E402
 from common.heap import Heap, HeapItem  # noqa: E402
 from common.keys import KeyCommands  # noqa: E402
 from common.net import parse_options  # noqa: E402
-from common.resp import encode_command  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
 from common.strings import StringCommands, parse_long_double  # noqa: E402
 from common.zset import ZSet  # noqa: E402
@@ -68,8 +67,8 @@ chapter14 = chapter16.chapter14  # its keyspace: what the new commands work on
 
 
 def add_commands() -> None:
-    """The new families join chapter 14's command table before chapter 16
-    wraps its write commands for the AOF, so they are logged too."""
+    """The new families join chapter 14's command table, and the blocking
+    pops its seams; chapter 16 logs their writes as it logs every write."""
     # Small sorted sets start flat (common/zset_listpack.py), within Redis's settings.
     chapter14.SORTED_SETS.use_encoding(ListpackZSet)
     config = chapter14.ADMIN.config
@@ -85,16 +84,19 @@ def add_commands() -> None:
     chapter14.COMMANDS.add(b"bzpopmax", CommandSpec(bzpopmax, -3, blocking, 1, -2, 1))
     chapter14.COMMANDS.add(b"bzmpop", CommandSpec(bzmpop, -5, blocking))
     for name in (b"bzpopmin", b"bzpopmax", b"bzmpop"):
-        chapter16.LOGGED_AS[name] = lambda args: []  # pop() logs the ZPOPMIN or ZPOPMAX it did
-    # Chapter 16's extension points: serve parked clients after writes, time them out in the loop.
-    chapter16.after_write.append(wake_clients)
-    chapter16.loop_steps.append(serve_woken)
-    chapter16.wakeups.append(next_timeout_ms)
+        chapter16.append_only.LOGGED_AS[name] = lambda args: []  # pop() logs the ZPOPMIN or ZPOPMAX it did
+    # Chapter 14's seams: serve parked clients after the writes that feed
+    # them, and, before the replies go out, time them out and let the woken
+    # go on; wake the loop for the soonest timeout.
+    chapter14.COMMANDS.after_call.append(wake_clients)
+    chapter14.before_sleep_tasks.append(serve_woken)
+    chapter14.timers.append(next_timeout_ms)
     chapter14.ADMIN.extra_info.setdefault("clients", []).append(lambda: {"blocked_clients": len(parked)})
     # Logged with the deadline they set, not the time they were given (chapter 16's rule).
-    chapter16.RELATIVE_TIME[b"setex"] = (lambda args: True, 2)
-    chapter16.RELATIVE_TIME[b"psetex"] = (lambda args: True, 2)
-    chapter16.RELATIVE_TIME[b"getex"] = (chapter16.relative_options_from(1), None)
+    relative_time = chapter16.append_only.RELATIVE_TIME
+    relative_time[b"setex"] = (lambda args: True, 2)
+    relative_time[b"psetex"] = (lambda args: True, 2)
+    relative_time[b"getex"] = (chapter16.append_only.relative_options_from(1), None)
 
 
 def set_max_entries(value: int) -> None:
@@ -108,7 +110,7 @@ def set_max_value(value: int) -> None:
 # --- blocking pops ----------------------------------------------------------------------
 # BZPOPMIN, BZPOPMAX and BZMPOP pop at once if they can. If every key is
 # empty, the client is parked: it gets no reply, and its further requests
-# wait unexecuted (ReplyBuffer.blocked), while the server goes on serving
+# wait unexecuted (chapter 14's Connection.blocked), while the server goes on serving
 # everybody else. The first write that puts members in one of its keys
 # wakes it, right after that command, first come first served; or its
 # timeout does, with a nil reply. The event loop never waits for it.
@@ -179,30 +181,37 @@ def pop_or_block(keys: list[bytes], timeout_text: bytes, out: ReplyBuffer, highe
         if zset is False:
             return
         if zset:
-            pop(key, out, highest, count, multi)
+            pop(key, out, highest, count, multi, woken=False)
             return
     conn = chapter14.current_client
     record = Blocked(conn, list(dict.fromkeys(keys)), highest, count, multi,
                      time.monotonic() + timeout if timeout else math.inf)  # fmt: skip
-    out.blocked = True
+    conn.blocked = True
     for key in record.keys:
         waiting.setdefault(key, deque()).append(record)
     timeouts.push(record)
     parked[id(conn)] = record
 
 
-def pop(key: bytes, out: ReplyBuffer, highest: bool, count: int | None, multi: bool) -> None:
+def pop(key: bytes, out: ReplyBuffer, highest: bool, count: int | None, multi: bool, woken: bool) -> None:
     """Pop from the sorted set at `key` (there is one) and reply; logged
-    to the AOF as the ZPOPMIN or ZPOPMAX it amounts to, as Redis does."""
+    to the AOF as the ZPOPMIN or ZPOPMAX it amounts to, as Redis does. A
+    pop for a client `woken` after a write is a change of its own (chapter
+    16's propagate); a pop at once is part of its command's."""
     taken = MORE_SORTED_SETS.pop([key], out, highest, count if multi else None, nested=multi, with_key=True)
-    if chapter16.aof is not None and not chapter16.loading:
-        command = [b"ZPOPMAX" if highest else b"ZPOPMIN", key] + ([b"%d" % taken] if multi else [])
-        chapter16.aof.buffer += encode_command(*command)
+    command = [b"ZPOPMAX" if highest else b"ZPOPMIN", key] + ([b"%d" % taken] if multi else [])
+    if woken:
+        chapter16.propagate(command)
+    else:
+        chapter16.append_only.log_command(command[0], command[1:])
 
 
-def wake_clients(name: bytes, args: list[bytes]) -> None:
-    """After a write (chapter 16's after_write): serve the clients parked on
-    the keys it may have fed, now, before any other command runs."""
+def wake_clients(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
+    """After a write that succeeded (chapter 14's after_call): serve the
+    clients parked on the keys it may have fed, now, before any other
+    command runs."""
+    if not waiting or "write" not in spec.flags or len(out) == reply_start or out[reply_start] == ERROR_MARK:
+        return
     for key in [arg for arg in args if arg in waiting]:
         queue = waiting.get(key)
         while queue:
@@ -213,9 +222,8 @@ def wake_clients(name: bytes, args: list[bytes]) -> None:
             unpark(record)
             if record.conn.sock.fileno() == -1:
                 continue  # gone while parked
-            record.conn.outgoing.blocked = False
-            pop(key, record.conn.outgoing, record.highest, record.count, record.multi)
-            chapter16.changes_since_save += 1
+            record.conn.blocked = False
+            pop(key, record.conn.outgoing, record.highest, record.count, record.multi, woken=True)
             woken.append(record.conn)
 
 
@@ -230,41 +238,36 @@ def unpark(record: Blocked) -> None:
     del parked[id(record.conn)]
 
 
-def serve_woken(served: list[Any]) -> list[Any]:
-    """Once per loop iteration (chapter 16's loop_steps): time out parked
-    clients, with a nil reply; let every client given its reply go on with
-    the requests it sent meanwhile; return them, for their replies to go
-    out after the AOF is written."""
+def serve_woken() -> None:
+    """Once per loop iteration, before the replies go out (chapter 14's
+    before_sleep_tasks, so before chapter 16 writes the AOF): time out
+    parked clients, with a nil reply; let every client given its reply go
+    on with the requests it sent meanwhile, its replies sent with the rest."""
     global next_sweep
     now = time.monotonic()
     while (record := timeouts.peek()) is not None and record.deadline <= now:
         unpark(record)
         if record.conn.sock.fileno() != -1:
+            record.conn.blocked = False
             out = record.conn.outgoing
-            out.blocked = False
             out += b"_\r\n" if out.protocol == 3 else b"*-1\r\n"  # a null array
             woken.append(record.conn)
     if now >= next_sweep:  # parked clients gone (closed by the idle timer or a reset): forget them
         next_sweep = now + 1
         for record in [record for record in parked.values() if record.conn.sock.fileno() == -1]:
             unpark(record)
-    for conn in served:  # a parked client that hung up is forgotten at once
+    for conn in chapter14.clients_pending_write.values():  # a parked client that hung up is forgotten at once
         record = parked.get(id(conn))
         if record is not None and (conn.input_closed or conn.closing):
             unpark(record)
-    resumed = []
-    listed = {id(conn) for conn in served}
     for conn in woken:
         chapter14.execute_requests(conn)
-        if id(conn) not in listed:
-            listed.add(id(conn))
-            resumed.append(conn)
+        chapter14.clients_pending_write[id(conn)] = conn
     woken.clear()
-    return resumed
 
 
 def next_timeout_ms() -> int | None:
-    """When the soonest parked client times out (chapter 16's wakeups)."""
+    """When the soonest parked client times out (chapter 14's timers)."""
     record = timeouts.peek()
     if record is None or record.deadline == math.inf:
         return 1000 if parked else None  # at least the sweep for closed connections
