@@ -36,7 +36,7 @@ from common.resp3 import ReplyBuffer, hello  # noqa: E402
 
 # Bytes read per event, as Redis (PROTO_IOBUF_LEN): every request in them
 # runs before any other client is served, so a pipelining client may hold
-# the loop that long (the README measures it).
+# the loop that long (chapter 06's README measures it).
 RECV_SIZE = 16 * 1024
 # Past this much unsent output, a client's further requests wait unexecuted
 # until the kernel has taken some of it. A single reply may exceed it.
