@@ -32,19 +32,16 @@ class ReplyBuffer(bytearray):
 
     It is the bytearray the event loop sends from (and trims from the
     front). It also holds what replies depend on about the client:
-    `protocol`, 2 until the client switches with HELLO 3, `client_id`,
-    the connection's number, which HELLO reports, and `blocked`.
+    `protocol`, 2 until the client switches with HELLO 3, and `client_id`,
+    the connection's number, which HELLO reports.
     """
 
-    __slots__ = ("protocol", "client_id", "blocked")
+    __slots__ = ("protocol", "client_id")
 
     def __init__(self, client_id: int = 0) -> None:
         super().__init__()
         self.protocol = 2
         self.client_id = client_id
-        # Set by a blocking command (chapter 17's BZPOPMIN): the client waits
-        # for its reply, and its further requests wait unexecuted, as in Redis.
-        self.blocked = False
 
     # Strings, errors, integers and arrays are the same in both protocols:
     # the write_* functions themselves serve as the methods (`out.bulk(data)`
