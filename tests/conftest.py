@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import RawClient, ServerProcess, discover_chapters, in_ci, server_command
+from tests.support import STARTED, RawClient, ServerProcess, discover_chapters, in_ci, server_command
 
 pytest_plugins = ["tests.grader"]  # grader mode's report
 CHAPTERS = discover_chapters()
@@ -99,6 +99,20 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
         process = ServerProcess(server_command(CHAPTERS[chapter]), extra_args, chapter=chapter)
     yield process
     process.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_server_left_behind() -> Iterator[None]:
+    """The servers a test started itself are killed after it if it failed
+    before stopping them: they would hold their ports, files and memory
+    for the rest of the run. (The module's `server` is started before.)"""
+    before = len(STARTED)
+    yield
+    for started in STARTED[before:]:
+        if started.process.poll() is None:
+            started.process.kill()
+            started.process.wait()
+    del STARTED[before:]
 
 
 @pytest.fixture

@@ -56,6 +56,11 @@ def in_ci() -> bool:
     return bool(os.environ.get("CI"))
 
 
+# Every server started, so that one a failing test left running is stopped
+# after it (tests/conftest.py's no_server_left_behind).
+STARTED: list[ServerProcess] = []
+
+
 class ServerProcess:
     """A server started as a subprocess on a free port of 127.0.0.1.
 
@@ -92,6 +97,7 @@ class ServerProcess:
             self.argv, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr,
             cwd=self.workdir.name if self.workdir else ROOT,
         )  # fmt: skip
+        STARTED.append(self)
         self._wait_until_accepting()
 
     def _wait_until_accepting(self) -> None:

@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 # Chapter folders are not packages: put the repository root on the path so
@@ -627,6 +628,10 @@ def handle_writable(conn: Connection) -> None:
 # next timer is due, handle the ready sockets (read and execute: replies
 # wait), then the timers (server_cron()). What a server built on this one
 # adds to the loop registers into the lists below instead of changing it.
+# The loop waits on a `Poller`: select.poll(), or any object with its four
+# calls (register, modify, unregister, poll in ms), as Redis's ae.c runs
+# one loop on select, poll, epoll or kqueue.
+Poller = Any
 
 # Every connection gets the next number, as Redis's client ids.
 client_ids = itertools.count(1)
@@ -642,20 +647,6 @@ before_replies: list[Callable[[], None]] = []
 # (None: no limit), as Redis's time events.
 cron_tasks: list[Callable[[], None]] = []
 timers: list[Callable[[], int | None]] = []
-
-
-class Poller:
-    """What the loop needs of the kernel's readiness API: select.poll()'s
-    register, modify, unregister and poll(timeout_ms). Redis's ae.c has one
-    loop over several such APIs (select, poll, epoll, kqueue); so does this one."""
-
-    def __init__(self) -> None:
-        self.poll_object = select.poll()
-        self.register, self.modify, self.unregister = (
-            self.poll_object.register, self.poll_object.modify, self.poll_object.unregister)  # fmt: skip
-
-    def poll(self, timeout_ms: int | None) -> list[tuple[int, int]]:
-        return self.poll_object.poll(timeout_ms)
 
 
 def accept_clients(acceptor: Acceptor, poller: Poller, clients: dict[int, Connection]) -> None:
@@ -784,7 +775,7 @@ def configure(options: argparse.Namespace) -> None:
     free_slice = options.free_slice
 
 
-def run(options: argparse.Namespace, poller: Callable[[], Poller] = Poller) -> None:
+def run(options: argparse.Namespace, poller: Callable[[], Poller] = select.poll) -> None:
     """Listen, start the worker pool, and run the event loop on a new
     `poller()` until stopped."""
     global worker_pool

@@ -58,8 +58,9 @@ assert (select.EPOLLIN, select.EPOLLOUT, select.EPOLLERR, select.EPOLLHUP) == (
     select.POLLIN, select.POLLOUT, select.POLLERR, select.POLLHUP)  # fmt: skip
 
 
-class EpollPoller(chapter14.Poller):
-    """Chapter 14's Poller on epoll: the same four calls, each one system call."""
+class EpollPoller:
+    """What chapter 14's loop waits on (a Poller, as select.poll() is), on
+    epoll: the same four calls, each one system call."""
 
     def __init__(self) -> None:
         # epoll_create1(): the kernel object that holds the interest list.
