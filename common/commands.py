@@ -66,12 +66,14 @@ class CommandTable:
 
     Running a request takes Redis's two steps. `process_command` (Redis's
     processCommand()) finds the command and checks that it may run: that
-    it exists, its number of arguments, and every check in `checks`.
-    `call` (Redis's call()) runs it, counts it for INFO commandstats, and
-    tells every listener in `after_call` what ran. A server built on
-    another registers there what it adds around every command: a check
-    that refuses writes while they cannot be kept, a listener that logs
-    every write, one that wakes the clients waiting for a key.
+    it exists, its number of arguments, and every check in `checks`, each
+    of which may answer in its place. `call` (Redis's call()) runs it,
+    counts it for INFO commandstats, and tells every listener in
+    `after_call` what ran. A server built on another registers there what
+    it adds around every command: a check that refuses writes while they
+    cannot be kept (or an ACL's, a key at a time; or a transaction's, that
+    queues the command instead), a listener that logs every write, one
+    that feeds replicas, one that wakes the clients waiting for a key.
     """
 
     def __init__(self, commands: dict[bytes, CommandSpec]) -> None:
@@ -79,8 +81,9 @@ class CommandTable:
         self.add(b"command", CommandSpec(self.command, -1, ("loading", "stale")))
         self.add(b"client", CommandSpec(client, -2, ("noscript", "loading", "stale")))
         self.add(b"quit", CommandSpec(quit_, -1, ("allow_busy", "fast", "noscript", "loading", "stale")))
-        # (name, spec, arguments) -> the error to refuse the command with, or "" to let it run.
-        self.checks: list[Callable[[bytes, CommandSpec, list[bytes]], str]] = []
+        # (name, spec, arguments, reply buffer) -> True if the check answered
+        # in the command's place (an error refuses it), False to let it run.
+        self.checks: list[Callable[[bytes, CommandSpec, list[bytes], Any], bool]] = []
         # (name, spec, arguments, reply buffer, where the command's reply starts in it),
         # after the command ran; its reply is empty if it blocked its client.
         self.after_call: list[Callable[[bytes, CommandSpec, list[bytes], Any, int], None]] = []
@@ -110,10 +113,10 @@ class CommandTable:
             return False
         args = request[1:]
         for check in self.checks:
-            refusal = check(name, spec, args)
-            if refusal:
-                spec.rejected_calls += 1
-                write_error(out, refusal)
+            reply_start = len(out)
+            if check(name, spec, args, out):
+                if out[reply_start] == ERROR_MARK:
+                    spec.rejected_calls += 1
                 return False
         self.call(name, spec, args, out)
         return False

@@ -77,23 +77,26 @@ settings: snapshots.Settings  # set by configure()
 ZERO_IS_NO_CHANGE = {b"expire", b"pexpire", b"expireat", b"pexpireat", b"persist", b"del", b"unlink", b"zrem"}
 
 
-def refuse_writes(name: bytes, spec: CommandSpec, args: list[bytes]) -> str:
-    """Redis's MISCONF error for a write while writes would not reach the disk, "" otherwise.
+def refuse_writes(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
+    """Refuse a write, with Redis's MISCONF error, while writes would not
+    reach the disk (True: refused).
 
     Accepting writes the AOF cannot take would grow its buffer without
     bound and acknowledge what a restart loses; after a failed BGSAVE the
     snapshot is stale (Redis's stop-writes-on-bgsave-error yes)."""
     if "write" not in spec.flags:
-        return ""
+        return False
     aof = append_only.aof
     if aof is not None and aof.write_error:
-        return f"MISCONF Errors writing to the AOF file: {aof.write_error}"
+        out.error(f"MISCONF Errors writing to the AOF file: {aof.write_error}")
+        return True
     if not snapshots.last_bgsave_ok and settings.save_rules:
-        return ("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. "
-                "Commands that may modify the data set are disabled, because this instance is configured to report "
-                "errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check "
-                "the Redis logs for details about the RDB error.")  # fmt: skip
-    return ""
+        out.error("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. "
+                  "Commands that may modify the data set are disabled, because this instance is configured to report "
+                  "errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check "
+                  "the Redis logs for details about the RDB error.")  # fmt: skip
+        return True
+    return False
 
 
 def after_command(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
