@@ -18,7 +18,7 @@ it serves both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter_ns  # a global name: one lookup less per command than time.perf_counter_ns
 from typing import Any
 
@@ -55,6 +55,10 @@ class CommandSpec:
     nanoseconds: int = 0  # spent executing
     rejected_calls: int = 0  # refused before executing (wrong number of arguments)
     failed_calls: int = 0  # executed, and replied with an error
+    writes: bool = field(init=False)  # it may change the data: "write" is among its flags
+
+    def __post_init__(self) -> None:
+        self.writes = "write" in self.flags
 
     def reset_stats(self) -> None:
         self.calls = self.nanoseconds = self.rejected_calls = self.failed_calls = 0
@@ -66,14 +70,17 @@ class CommandTable:
 
     Running a request takes Redis's two steps. `process_command` (Redis's
     processCommand()) finds the command and checks that it may run: that
-    it exists, its number of arguments, and every check in `checks`, each
-    of which may answer in its place. `call` (Redis's call()) runs it,
-    counts it for INFO commandstats, and tells every listener in
-    `after_call` what ran. A server built on another registers there what
-    it adds around every command: a check that refuses writes while they
-    cannot be kept (or an ACL's, a key at a time; or a transaction's, that
-    queues the command instead), a listener that logs every write, one
-    that feeds replicas, one that wakes the clients waiting for a key.
+    it exists, its number of arguments, and every check in `checks` (and,
+    for a write, `write_checks`), each of which may answer in its place.
+    `call` (Redis's call()) runs it, counts it for INFO commandstats, and
+    tells what ran to every listener in `after_call`, and, for a write
+    that did not fail, in `after_write` (where Redis propagates). A server
+    built on another registers there what it adds around every command: a
+    check that refuses writes while they cannot be kept (or an ACL's, a
+    key at a time; or a transaction's, that queues the command instead), a
+    listener that logs every write, one that feeds replicas, one that
+    wakes the clients waiting for a key. A read pays for none of the
+    write lists.
     """
 
     def __init__(self, commands: dict[bytes, CommandSpec]) -> None:
@@ -84,9 +91,11 @@ class CommandTable:
         # (name, spec, arguments, reply buffer) -> True if the check answered
         # in the command's place (an error refuses it), False to let it run.
         self.checks: list[Callable[[bytes, CommandSpec, list[bytes], Any], bool]] = []
+        self.write_checks: list[Callable[[bytes, CommandSpec, list[bytes], Any], bool]] = []
         # (name, spec, arguments, reply buffer, where the command's reply starts in it),
-        # after the command ran; its reply is empty if it blocked its client.
+        # after the command ran; the reply is empty if it blocked its client.
         self.after_call: list[Callable[[bytes, CommandSpec, list[bytes], Any, int], None]] = []
+        self.after_write: list[Callable[[bytes, CommandSpec, list[bytes], Any, int], None]] = []
 
     def add(self, name: bytes, spec: CommandSpec) -> None:
         self.commands[name] = spec
@@ -112,7 +121,7 @@ class CommandTable:
             write_error(out, wrong_arity_message(name))
             return False
         args = request[1:]
-        for check in self.checks:
+        for check in self.checks + self.write_checks if spec.writes else self.checks:
             reply_start = len(out)
             if check(name, spec, args, out):
                 if out[reply_start] == ERROR_MARK:
@@ -128,10 +137,14 @@ class CommandTable:
         spec.function(args, out)
         spec.nanoseconds += perf_counter_ns() - started
         spec.calls += 1
-        if len(out) > reply_start and out[reply_start] == ERROR_MARK:
+        failed = len(out) > reply_start and out[reply_start] == ERROR_MARK
+        if failed:
             spec.failed_calls += 1
         for listener in self.after_call:
             listener(name, spec, args, out, reply_start)
+        if spec.writes and not failed:
+            for listener in self.after_write:
+                listener(name, spec, args, out, reply_start)
 
     def reset_stats(self) -> None:
         for spec in self.commands.values():

@@ -17,12 +17,11 @@ keys), and at the end must still be running and stop cleanly.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support import STARTED, RawClient, ServerProcess, discover_chapters, in_ci, server_command
+from tests.support import STARTED, RawClient, ServerProcess, discover_chapters, require_tool, server_command
 
 pytest_plugins = ["tests.grader"]  # grader mode's report
 CHAPTERS = discover_chapters()
@@ -124,17 +123,6 @@ def key(request: pytest.FixtureRequest):
         return f"{prefix}:{name}"
 
     return make
-
-
-def require_tool(name: str) -> str:
-    """The path of an installed program; skipped if missing, but failed in CI."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian: apt-get install redis-server redis-tools netcat-openbsd strace)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from common.resp import encode_command
@@ -338,11 +340,31 @@ class ReplyMismatch(AssertionError):
 
 # --- chapter 16 on: servers on a data directory ----------------------------------
 
+NO_SAVE_RULES = ("--save", "")
+
+
+
 
 def launch(server: ServerProcess, directory: Path, *args: str) -> ServerProcess:
     """Another server of the chapter under test, on `directory`, with `args`."""
     return ServerProcess(server.command, ("--dir", str(directory), *args), own_server=server.own_server,
                          chapter=server.chapter)  # fmt: skip
+
+
+def real_redis_on(directory: Path, *args: str) -> ServerProcess:
+    """A real redis-server on `directory`, without save rules."""
+    return ServerProcess([require_tool("redis-server"), "--dir", str(directory), *NO_SAVE_RULES, *args], own_server=False)
+
+
+def assert_real_redis_loads(directory: Path, expected: dict[bytes, tuple]) -> None:
+    """redis-check-rdb accepts `directory`'s dump.rdb, and a real Redis
+    started on it holds exactly `expected` (a state())."""
+    check = subprocess.run([require_tool("redis-check-rdb"), str(directory / "dump.rdb")], capture_output=True, text=True)
+    assert check.returncode == 0 and "RDB looks OK" in check.stdout, check.stdout + check.stderr
+    theirs = real_redis_on(directory)
+    with theirs.redis() as client:
+        assert state(client) == expected
+    theirs.stop()
 
 
 def state(client: redis.Redis) -> dict[bytes, tuple]:
@@ -388,3 +410,14 @@ def apply_zset_operations(zset: Any, operations: list[tuple[str, bytes, float]])
                 zset.update(node, score)
         elif node is not None:
             zset.delete(node)
+
+
+def require_tool(name: str) -> str:
+    """The path of an installed program; skipped if missing, but failed in CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: apt-get install redis-server redis-tools netcat-openbsd strace)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.support import require_tool
+
 
 
 def redis_py_protocols(server) -> list[int | None]:

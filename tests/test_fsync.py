@@ -20,12 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
-from tests.support import ServerProcess, launch
+from tests.support import NO_SAVE_RULES as NO_RULES, ServerProcess, launch, require_tool
 
 pytestmark = [pytest.mark.since(16), pytest.mark.readme("Crash tests")]
 
-NO_RULES = ("--save", "")
 # One line of `strace -f -y -qq`: "1234  fsync(7</dir/file>) = 0", or a rename with its two paths.
 # A call another thread interrupts is split: "fsync(7</f> <unfinished ...>", later "<... fsync resumed>)".
 CALL = re.compile(r"^\d+\s+(\w+)\((.*?)(?:\) += (-?\d+)| <unfinished \.\.\.>)")

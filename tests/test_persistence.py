@@ -22,17 +22,19 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import require_tool
-from tests.support import AcknowledgedWriter, ServerProcess, launch, state
+from tests.support import (
+    NO_SAVE_RULES as NO_RULES,
+    AcknowledgedWriter,
+    ServerProcess,
+    assert_real_redis_loads,
+    launch,
+    real_redis_on,
+    require_tool,
+    state,
+)
 
 pytestmark = [pytest.mark.since(16), pytest.mark.readme("Snapshots: RDB")]
 
-NO_RULES = ("--save", "")
-
-
-def real_redis(directory: Path, *args: str) -> ServerProcess:
-    binary = require_tool("redis-server")
-    return ServerProcess([binary, "--dir", str(directory), "--save", "", *args], own_server=False)
 
 
 def fill(client: redis.Redis) -> None:
@@ -60,16 +62,11 @@ def test_real_redis_reads_our_snapshot(server, tmp_path):
         expected = state(client)
         assert client.save()
     ours.stop()
-    check = subprocess.run([require_tool("redis-check-rdb"), str(tmp_path / "dump.rdb")], capture_output=True, text=True)
-    assert check.returncode == 0 and "RDB looks OK" in check.stdout, check.stdout + check.stderr
-    theirs = real_redis(tmp_path)
-    with theirs.redis() as client:
-        assert state(client) == expected
-    theirs.stop()
+    assert_real_redis_loads(tmp_path, expected)
 
 
 def test_we_read_real_redis_snapshot(server, tmp_path):
-    theirs = real_redis(tmp_path, "--zset-max-listpack-value", "10000")
+    theirs = real_redis_on(tmp_path, "--zset-max-listpack-value", "10000")
     with theirs.redis() as client:
         fill(client)
         expected = state(client)
@@ -165,7 +162,7 @@ def test_aof_replays_and_real_redis_reads_it(server, tmp_path):
     with again.redis() as client:
         assert state(client) == expected
     again.stop()
-    theirs = real_redis(tmp_path, "--appendonly", "yes")
+    theirs = real_redis_on(tmp_path, "--appendonly", "yes")
     with theirs.redis() as client:
         assert state(client) == expected
     theirs.stop()

@@ -13,17 +13,13 @@ encodings, and our loader must read each of them at each of its edges.
 from __future__ import annotations
 
 import random
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
-from tests.support import ServerProcess, launch, state
+from tests.support import NO_SAVE_RULES as NO_RULES, assert_real_redis_loads, launch, real_redis_on, state
 
 pytestmark = [pytest.mark.since(16), pytest.mark.readme("Snapshots: RDB")]
 
-NO_RULES = ("--save", "")
 LENGTH_EDGES = [0, 1, 63, 64, 16_383, 16_384, 70_000]
 INTEGER_EDGES = [
     0, 127, 128, -128, -129, 32_767, 32_768, -32_768, -32_769, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1,
@@ -32,11 +28,6 @@ INTEGER_EDGES = [
 # Listpack string entries: 6-bit length to 63, 12-bit to 4,095, then 32-bit; the back-length takes
 # 1 byte for an entry up to 127 bytes (a 125-byte string and its 2-byte header), 2 below 16,383.
 LISTPACK_STRING_EDGES = [63, 64, 125, 126, 4095, 4096, 16_378, 16_379]
-
-
-def real_redis(directory: Path, *args: str) -> ServerProcess:
-    binary = require_tool("redis-server")
-    return ServerProcess([binary, "--dir", str(directory), "--save", "", *args], own_server=False)
 
 
 def incompressible(length: int, seed: int) -> bytes:
@@ -62,12 +53,7 @@ def test_what_we_write_at_each_length_edge_loads_into_redis_and_back(server, tmp
         expected = state(client)
         assert client.save()
     ours.stop()
-    check = subprocess.run([require_tool("redis-check-rdb"), str(tmp_path / "dump.rdb")], capture_output=True, text=True)
-    assert check.returncode == 0 and "RDB looks OK" in check.stdout, check.stdout + check.stderr
-    theirs = real_redis(tmp_path)
-    with theirs.redis() as client:
-        assert state(client) == expected
-    theirs.stop()
+    assert_real_redis_loads(tmp_path, expected)
     again = launch(server, tmp_path, *NO_RULES)
     with again.redis() as client:
         assert state(client) == expected
@@ -77,7 +63,7 @@ def test_what_we_write_at_each_length_edge_loads_into_redis_and_back(server, tmp
 @pytest.mark.parametrize("compression", ["yes", "no"])
 def test_we_read_every_encoding_real_redis_writes_at_its_edges(server, tmp_path, compression):
     # Sorted sets stay listpacks (up to 20,000-byte members); those past 128 members are skiplists (ZSET_2).
-    theirs = real_redis(tmp_path, "--rdbcompression", compression, "--zset-max-listpack-value", "20000")
+    theirs = real_redis_on(tmp_path, "--rdbcompression", compression, "--zset-max-listpack-value", "20000")
     with theirs.redis() as client:
         fill_length_edges(client)
         for number in INTEGER_EDGES:  # 8, 16 and 32-bit integer strings; wider ones raw

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHAPTERS, require_tool
+from tests.conftest import CHAPTERS
+from tests.support import require_tool
 from tests.support import CHAPTERS_DIR, ROOT, ServerProcess, server_command
 
 READMES = [ROOT / "README.md", *sorted(CHAPTERS_DIR.glob("*/README.md"))]

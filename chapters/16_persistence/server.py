@@ -51,7 +51,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.chapters import load_chapter, load_chapter_module  # noqa: E402
-from common.commands import ERROR_MARK, CommandSpec  # noqa: E402
+from common.commands import CommandSpec  # noqa: E402
 from common.net import RESERVED_FDS, fail, freeze_survivors, log, parse_options, raise_open_files_limit  # noqa: E402
 from common.resp import encode_command  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
@@ -84,8 +84,6 @@ def refuse_writes(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyB
     Accepting writes the AOF cannot take would grow its buffer without
     bound and acknowledge what a restart loses; after a failed BGSAVE the
     snapshot is stale (Redis's stop-writes-on-bgsave-error yes)."""
-    if "write" not in spec.flags:
-        return False
     aof = append_only.aof
     if aof is not None and aof.write_error:
         out.error(f"MISCONF Errors writing to the AOF file: {aof.write_error}")
@@ -99,13 +97,11 @@ def refuse_writes(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyB
     return False
 
 
-def after_command(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
+def after_write(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
     """A write that changed something counts toward the save rules and is
     logged (not while the log itself is replayed). No reply (its client
-    blocked) or an error reply: nothing happened."""
-    if "write" not in spec.flags or append_only.loading:
-        return
-    if len(out) == reply_start or out[reply_start] == ERROR_MARK:
+    blocked): nothing happened yet."""
+    if append_only.loading or len(out) == reply_start:
         return
     if name in ZERO_IS_NO_CHANGE and out.startswith(b":0\r\n", reply_start):
         return
@@ -151,8 +147,8 @@ def next_wakeup_ms() -> int | None:
     return min(waits) if waits else None
 
 
-chapter14.COMMANDS.checks.append(refuse_writes)
-chapter14.COMMANDS.after_call.append(after_command)
+chapter14.COMMANDS.write_checks.append(refuse_writes)
+chapter14.COMMANDS.after_write.append(after_write)
 # The point of the chapter: the writes just executed reach the file (and
 # the disk, with appendfsync always) before any client is told they succeeded.
 chapter14.before_replies.append(append_only.flush_aof)

@@ -52,7 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.chapters import load_chapter  # noqa: E402
-from common.commands import ERROR_MARK, CommandSpec  # noqa: E402
+from common.commands import CommandSpec  # noqa: E402
 from common.heap import Heap, HeapItem  # noqa: E402
 from common.keys import KeyCommands  # noqa: E402
 from common.net import parse_options  # noqa: E402
@@ -88,7 +88,7 @@ def add_commands() -> None:
     # Chapter 14's seams: serve parked clients after the writes that feed
     # them, and, before the replies go out, time them out and let the woken
     # go on; wake the loop for the soonest timeout.
-    chapter14.COMMANDS.after_call.append(wake_clients)
+    chapter14.COMMANDS.after_write.append(wake_clients)
     chapter14.before_sleep_tasks.append(serve_woken)
     chapter14.timers.append(next_timeout_ms)
     chapter14.ADMIN.extra_info.setdefault("clients", []).append(lambda: {"blocked_clients": len(parked)})
@@ -207,10 +207,10 @@ def pop(key: bytes, out: ReplyBuffer, highest: bool, count: int | None, multi: b
 
 
 def wake_clients(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
-    """After a write that succeeded (chapter 14's after_call): serve the
-    clients parked on the keys it may have fed, now, before any other
+    """After a write that did not fail (chapter 14's after_write): serve
+    the clients parked on the keys it may have fed, now, before any other
     command runs."""
-    if not waiting or "write" not in spec.flags or len(out) == reply_start or out[reply_start] == ERROR_MARK:
+    if not waiting or len(out) == reply_start:
         return
     for key in [arg for arg in args if arg in waiting]:
         queue = waiting.get(key)
