@@ -449,6 +449,24 @@ def blocking_scenario(server) -> list[bytes]:
 
 
 @pytest.mark.readme("Blocking pops")
+def test_a_parked_client_writes_nothing_behind_a_flush(server):
+    """A client parked before a FLUSHALL is served by the first write after
+    it, and its pop removes what it took and nothing else."""
+    with server.connect() as parked, server.connect() as writer:
+        writer.command("FLUSHALL")
+        parked.send(encode_command("BZPOPMIN", "flushed", "0"))
+        wait_until_blocked(writer, 1)
+        writer.command("ZADD", "other", "1", "x")
+        assert writer.command("FLUSHALL") == b"+OK\r\n"
+        assert writer.command("DBSIZE") == b":0\r\n" and blocked_count(writer) == 1
+        writer.command("SET", "a", "foo")
+        writer.command("ZADD", "flushed", "1", "m")  # feeds the parked client: popped at once
+        assert parked.read_reply() == b"*3\r\n$7\r\nflushed\r\n$1\r\nm\r\n$1\r\n1\r\n"
+        assert writer.command("DBSIZE") == b":1\r\n"
+        writer.command("FLUSHALL")
+
+
+@pytest.mark.readme("Blocking pops")
 def test_blocking_pops_match_redis_first_come_first_served(server, real_redis):
     assert blocking_scenario(server) == blocking_scenario(real_redis)
 

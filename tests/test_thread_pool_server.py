@@ -2,6 +2,8 @@
 runs with a small threshold so the tests' sets take that path; a worker
 that failed would print a traceback, which the server fixture rejects."""
 
+import time
+
 import pytest
 
 from tests.support import assert_same_replies
@@ -42,6 +44,29 @@ def test_flushall(server, mode):
         assert client.ttl("string") == -2
         client.set("after", "v", px=100_000)
         assert client.ttl("after") > 0
+
+
+def test_nothing_writes_behind_a_flush(server):
+    """After FLUSHALL, in either mode, the keys are the ones written since,
+    while a worker still frees large sets and keys with a TTL fall due:
+    neither a lazy free nor an expiry may bring a key back or count one.
+    (A flaky DBSIZE of 3 for 2 keys was seen once in redis-py's tests.)"""
+    with server.redis() as client:
+        for mode in ["ASYNC", "SYNC"] * 5:
+            for i in range(3):
+                fill(client, f"set{i}", 5_000)
+            pipe = client.pipeline(transaction=False)
+            for i in range(2_000):
+                pipe.set(f"ttl:{i}", "v", px=1 + i % 20)
+            pipe.execute()
+            assert client.execute_command("FLUSHALL", mode) is True
+            client.set("a", "foo")
+            client.set("b", "bar")
+            for _ in range(5):  # while the worker frees and the deadlines pass
+                assert client.dbsize() == 2
+                time.sleep(0.005)
+            assert sorted(client.keys("*")) == [b"a", b"b"]
+        client.flushall()
 
 
 def test_overwriting_a_large_set(server, key):

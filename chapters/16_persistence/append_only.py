@@ -240,6 +240,15 @@ def start_aof_rewrite() -> bool:
     return True
 
 
+def start_scheduled_rewrite() -> bool:
+    """Start the BGREWRITEAOF asked for while another child ran, if any."""
+    global rewrite_scheduled
+    if not rewrite_scheduled:
+        return False
+    rewrite_scheduled = False
+    return start_aof_rewrite()
+
+
 def finish_aof_rewrite(finished: snapshots.Child, ok: bool) -> None:
     """The child wrote the new base: rename it, and switch the manifest over."""
     if not ok or aof is None or finished.incr is None:

@@ -124,14 +124,8 @@ def propagate(command: list[bytes]) -> None:
 
 def start_scheduled_child() -> None:
     """A BGREWRITEAOF or BGSAVE asked for while another child ran starts now."""
-    if snapshots.child is not None:
-        return
-    if append_only.rewrite_scheduled:
-        append_only.rewrite_scheduled = False
-        append_only.start_aof_rewrite()
-    elif snapshots.bgsave_scheduled:
-        snapshots.bgsave_scheduled = False
-        snapshots.start_bgsave()
+    if snapshots.child is None:
+        append_only.start_scheduled_rewrite() or snapshots.start_scheduled_bgsave()
 
 
 def next_wakeup_ms() -> int | None:

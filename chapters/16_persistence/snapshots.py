@@ -199,6 +199,15 @@ def start_bgsave() -> bool:
     return start_child("rdb", settings.rdb_path, changes) is not None
 
 
+def start_scheduled_bgsave() -> bool:
+    """Start the BGSAVE SCHEDULE asked for while another child ran, if any."""
+    global bgsave_scheduled
+    if not bgsave_scheduled:
+        return False
+    bgsave_scheduled = False
+    return start_bgsave()
+
+
 def lastsave(args: list[bytes], out: ReplyBuffer) -> None:
     out.integer(last_save_time)
 

@@ -244,6 +244,8 @@ def serve_woken() -> None:
     parked clients, with a nil reply; let every client given its reply go
     on with the requests it sent meanwhile, its replies sent with the rest."""
     global next_sweep
+    if not parked and not woken:
+        return  # nobody waits: nothing to time out, sweep or resume
     now = time.monotonic()
     while (record := timeouts.peek()) is not None and record.deadline <= now:
         unpark(record)
