@@ -285,7 +285,7 @@ def main() -> None:
 
 
 def run(options: argparse.Namespace) -> None:
-    """Load the data, serve until stopped, persist on the way out (chapter 17 calls this too)."""
+    """Load the data, serve until stopped, persist on the way out (a server built on this one calls it too)."""
     raise_open_files_limit(options.maxclients + RESERVED_FDS)
     configure(options)
     # Loading makes a million objects: without this, Python's cyclic
