@@ -4,7 +4,10 @@ A test (or a whole module, through ``pytestmark``) is marked with the first
 chapter it applies to, ``@pytest.mark.since(7)``, and optionally the last,
 ``@pytest.mark.until(3)``. A test that takes the ``server`` fixture runs once
 per chapter in that range, each against that chapter's server; other tests
-(the unit tests of common/) run once if their range is selected.
+(the unit tests of common/) run once if their range is selected. A test
+marked ``heavy`` (kill -9 and restarts, 200,000 keys, ten thousand
+connections) runs, in the whole run, on the chapter that introduces it and
+the newest chapter only; ``--chapter N`` runs it on N all the same.
 
     pytest                      every test on every chapter
     pytest --chapter 7          what applies to chapter 07
@@ -56,6 +59,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     first, last = chapter_range(metafunc.definition)
     chosen = metafunc.config.getoption("--chapter")
     chapters = [n for n in CHAPTERS if first <= n <= last and (chosen is None or n == chosen)]
+    if chosen is None and metafunc.definition.get_closest_marker("heavy") and chapters:
+        # The whole run: a costly test on the chapter that introduces it and
+        # the newest only, so the run grows with the chapters, not their square.
+        chapters = sorted({chapters[0], chapters[-1]})
     metafunc.parametrize("server", chapters, indirect=True, scope="module", ids=lambda n: f"ch{n:02d}")
 
 

@@ -24,6 +24,7 @@ SPARE_FDS = 64  # this process's own needs besides the connections
 
 pytestmark = [
     pytest.mark.since(15),
+    pytest.mark.heavy,
     pytest.mark.readme("Ten thousand clients"),
     pytest.mark.server_args("--maxclients", str(MOST + 100)),
 ]

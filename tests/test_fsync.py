@@ -22,7 +22,7 @@ import pytest
 
 from tests.support import NO_SAVE_RULES as NO_RULES, ServerProcess, launch, require_tool
 
-pytestmark = [pytest.mark.since(16), pytest.mark.readme("Crash tests")]
+pytestmark = [pytest.mark.since(16), pytest.mark.heavy, pytest.mark.readme("Crash tests")]
 
 # One line of `strace -f -y -qq`: "1234  fsync(7</dir/file>) = 0", or a rename with its two paths.
 # A call another thread interrupts is split: "fsync(7</f> <unfinished ...>", later "<... fsync resumed>)".

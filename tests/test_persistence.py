@@ -33,7 +33,7 @@ from tests.support import (
     state,
 )
 
-pytestmark = [pytest.mark.since(16), pytest.mark.readme("Snapshots: RDB")]
+pytestmark = [pytest.mark.since(16), pytest.mark.heavy, pytest.mark.readme("Snapshots: RDB")]
 
 
 

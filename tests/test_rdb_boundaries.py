@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import NO_SAVE_RULES as NO_RULES, assert_real_redis_loads, launch, real_redis_on, state
 
-pytestmark = [pytest.mark.since(16), pytest.mark.readme("Snapshots: RDB")]
+pytestmark = [pytest.mark.since(16), pytest.mark.heavy, pytest.mark.readme("Snapshots: RDB")]
 
 LENGTH_EDGES = [0, 1, 63, 64, 16_383, 16_384, 70_000]
 INTEGER_EDGES = [
