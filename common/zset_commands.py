@@ -113,6 +113,15 @@ def nodes_between(
     return list(zset.walk(zset.at(start), count, -1 if reverse else 1))
 
 
+def write_score(out: ReplyBuffer, zset: ZSet | None, member: bytes) -> None:
+    """`member`'s score, or nil if it (or the set) is missing."""
+    node = zset.lookup(member) if zset is not None else None
+    if node is None:
+        out.null()
+    else:
+        out.double(node.score)
+
+
 def write_members(out: ReplyBuffer, nodes: list[ZNode], withscores: bool) -> None:
     """Members, with their scores if asked: RESP2 alternates member and
     score in one array; RESP3 gives each pair its own array, as Redis."""
@@ -277,13 +286,8 @@ class SortedSetCommands:
 
     def zscore(self, args: list[bytes], out: ReplyBuffer) -> None:
         zset = self.lookup_zset(args[0], out)
-        if zset is False:
-            return
-        node = zset.lookup(args[1]) if zset is not None else None
-        if node is None:
-            out.null()
-        else:
-            out.double(node.score)
+        if zset is not False:
+            write_score(out, zset, args[1])
 
     def zmscore(self, args: list[bytes], out: ReplyBuffer) -> None:
         zset = self.lookup_zset(args[0], out)
@@ -291,11 +295,7 @@ class SortedSetCommands:
             return
         out.array(len(args) - 1)
         for member in args[1:]:
-            node = zset.lookup(member) if zset is not None else None
-            if node is None:
-                out.null()
-            else:
-                out.double(node.score)
+            write_score(out, zset, member)
 
     def zcard(self, args: list[bytes], out: ReplyBuffer) -> None:
         zset = self.lookup_zset(args[0], out)

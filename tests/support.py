@@ -356,6 +356,18 @@ def real_redis_on(directory: Path, *args: str) -> ServerProcess:
     return ServerProcess([require_tool("redis-server"), "--dir", str(directory), *NO_SAVE_RULES, *args], own_server=False)
 
 
+def saved_by(server: ServerProcess, directory: Path, fill: Any) -> dict[bytes, tuple]:
+    """Another server of the chapter under test on `directory`: `fill(client)`,
+    SAVE, stop. Returns the state it saved."""
+    ours = launch(server, directory, *NO_SAVE_RULES)
+    with ours.redis() as client:
+        fill(client)
+        saved = state(client)
+        assert client.save()
+    ours.stop()
+    return saved
+
+
 def assert_real_redis_loads(directory: Path, expected: dict[bytes, tuple]) -> None:
     """redis-check-rdb accepts `directory`'s dump.rdb, and a real Redis
     started on it holds exactly `expected` (a state())."""

@@ -30,6 +30,7 @@ from tests.support import (
     launch,
     real_redis_on,
     require_tool,
+    saved_by,
     state,
 )
 
@@ -56,13 +57,7 @@ def fill(client: redis.Redis) -> None:
 
 
 def test_real_redis_reads_our_snapshot(server, tmp_path):
-    ours = launch(server, tmp_path, *NO_RULES)
-    with ours.redis() as client:
-        fill(client)
-        expected = state(client)
-        assert client.save()
-    ours.stop()
-    assert_real_redis_loads(tmp_path, expected)
+    assert_real_redis_loads(tmp_path, saved_by(server, tmp_path, fill))
 
 
 def test_we_read_real_redis_snapshot(server, tmp_path):

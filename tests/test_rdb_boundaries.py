@@ -16,7 +16,7 @@ import random
 
 import pytest
 
-from tests.support import NO_SAVE_RULES as NO_RULES, assert_real_redis_loads, launch, real_redis_on, state
+from tests.support import NO_SAVE_RULES as NO_RULES, assert_real_redis_loads, launch, real_redis_on, saved_by, state
 
 pytestmark = [pytest.mark.since(16), pytest.mark.heavy, pytest.mark.readme("Snapshots: RDB")]
 
@@ -47,12 +47,7 @@ def fill_length_edges(client) -> None:
 
 
 def test_what_we_write_at_each_length_edge_loads_into_redis_and_back(server, tmp_path):
-    ours = launch(server, tmp_path, *NO_RULES)
-    with ours.redis() as client:
-        fill_length_edges(client)
-        expected = state(client)
-        assert client.save()
-    ours.stop()
+    expected = saved_by(server, tmp_path, fill_length_edges)
     assert_real_redis_loads(tmp_path, expected)
     again = launch(server, tmp_path, *NO_RULES)
     with again.redis() as client:
