@@ -379,6 +379,15 @@ def assert_real_redis_loads(directory: Path, expected: dict[bytes, tuple]) -> No
     theirs.stop()
 
 
+def assert_loads(server: ServerProcess, directory: Path, expected: dict[bytes, tuple], *args: str) -> None:
+    """Another server of the chapter under test, started on `directory`
+    (with `args`), holds exactly `expected` (a state())."""
+    ours = launch(server, directory, *NO_SAVE_RULES, *args)
+    with ours.redis() as client:
+        assert state(client) == expected
+    ours.stop()
+
+
 def state(client: redis.Redis) -> dict[bytes, tuple]:
     """Every key: its type, value (members with scores) and absolute expiry."""
     result = {}

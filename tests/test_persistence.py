@@ -26,6 +26,7 @@ from tests.support import (
     NO_SAVE_RULES as NO_RULES,
     AcknowledgedWriter,
     ServerProcess,
+    assert_loads,
     assert_real_redis_loads,
     launch,
     real_redis_on,
@@ -67,10 +68,7 @@ def test_we_read_real_redis_snapshot(server, tmp_path):
         expected = state(client)
         assert client.save()
     theirs.stop()
-    ours = launch(server, tmp_path, *NO_RULES)
-    with ours.redis() as client:
-        assert state(client) == expected
-    ours.stop()
+    assert_loads(server, tmp_path, expected)
 
 
 def test_bgsave_snapshots_while_serving_and_a_restart_loads_it(server, tmp_path):

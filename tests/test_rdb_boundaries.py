@@ -16,7 +16,7 @@ import random
 
 import pytest
 
-from tests.support import NO_SAVE_RULES as NO_RULES, assert_real_redis_loads, launch, real_redis_on, saved_by, state
+from tests.support import assert_loads, assert_real_redis_loads, real_redis_on, saved_by, state
 
 pytestmark = [pytest.mark.since(16), pytest.mark.heavy, pytest.mark.readme("Snapshots: RDB")]
 
@@ -49,10 +49,7 @@ def fill_length_edges(client) -> None:
 def test_what_we_write_at_each_length_edge_loads_into_redis_and_back(server, tmp_path):
     expected = saved_by(server, tmp_path, fill_length_edges)
     assert_real_redis_loads(tmp_path, expected)
-    again = launch(server, tmp_path, *NO_RULES)
-    with again.redis() as client:
-        assert state(client) == expected
-    again.stop()
+    assert_loads(server, tmp_path, expected)
 
 
 @pytest.mark.parametrize("compression", ["yes", "no"])
@@ -76,7 +73,4 @@ def test_we_read_every_encoding_real_redis_writes_at_its_edges(server, tmp_path,
         assert client.object("encoding", b"sk:integers") == b"skiplist"
         assert client.save()
     theirs.stop()
-    ours = launch(server, tmp_path, *NO_RULES)
-    with ours.redis() as client:
-        assert state(client) == expected
-    ours.stop()
+    assert_loads(server, tmp_path, expected)
