@@ -268,8 +268,11 @@ def shut_down() -> None:
     flush and fsync the AOF, and save a snapshot if save rules are set."""
     child, aof = snapshots.child, append_only.aof
     if child is not None:
-        os.kill(child.pid, signal.SIGKILL)
-        os.waitpid(child.pid, 0)
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+            os.waitpid(child.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # the stop came while reap_child() collected it: gone already
         snapshots.remove_child_files(child)
     if aof is not None:
         append_only.write_aof()  # and fsync here: the worker pool is gone
