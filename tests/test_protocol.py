@@ -227,5 +227,6 @@ def test_framing_edges_match_redis_whole_and_split(server, real_redis, split):
             REDIS_OUTCOMES[data] = outcome(real_redis, data, split=False)
         ours = outcome(server, data, split)
         if ours != REDIS_OUTCOMES[data]:
-            differences.append(f"{data!r} ({"a byte at a time" if split else "in one write"}): Redis answered {REDIS_OUTCOMES[data]!r}, the server {ours!r}")
+            how = "a byte at a time" if split else "in one write"
+            differences.append(f"{data!r} ({how}): Redis answered {REDIS_OUTCOMES[data]!r}, the server {ours!r}")
     assert not differences, "\n".join(differences)
