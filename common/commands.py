@@ -71,7 +71,8 @@ class CommandTable:
     Running a request takes Redis's two steps. `process_command` (Redis's
     processCommand()) finds the command and checks that it may run: that
     it exists, its number of arguments, and every check in `checks` (and,
-    for a write, `write_checks`), each of which may answer in its place.
+    for a write, `write_checks`), each of which may answer in its place; a
+    command refused here is told to `on_reject`.
     `call` (Redis's call()) runs it, counts it for INFO commandstats, and
     tells what ran to every listener in `after_call`, and, for a write
     that did not fail, in `after_write` (where Redis propagates). A server
@@ -96,6 +97,9 @@ class CommandTable:
         # after the command ran; the reply is empty if it blocked its client.
         self.after_call: list[Callable[[bytes, CommandSpec, list[bytes], Any, int], None]] = []
         self.after_write: list[Callable[[bytes, CommandSpec, list[bytes], Any, int], None]] = []
+        # (name, reply buffer), when a command is refused before it runs:
+        # unknown, a wrong number of arguments, or a check's error.
+        self.on_reject: list[Callable[[bytes, Any], None]] = []
 
     def add(self, name: bytes, spec: CommandSpec) -> None:
         self.commands[name] = spec
@@ -110,25 +114,34 @@ class CommandTable:
         name = request[0].lower()
         spec = self.commands.get(name)
         if spec is None:
-            write_error(out, unknown_command_message(request))
+            self.reject(name, spec, out, unknown_command_message(request))
             return False
         if spec.function is quit_:  # as Redis 7.0, before any check: QUIT always succeeds
             write_simple(out, "OK")
             return True
         count, arity = len(request), spec.arity
         if count != arity and (arity > 0 or count < -arity):
-            spec.rejected_calls += 1
-            write_error(out, wrong_arity_message(name))
+            self.reject(name, spec, out, wrong_arity_message(name))
             return False
         args = request[1:]
         for check in self.checks + self.write_checks if spec.writes else self.checks:
             reply_start = len(out)
             if check(name, spec, args, out):
                 if out[reply_start] == ERROR_MARK:
-                    spec.rejected_calls += 1
+                    self.reject(name, spec, out, "")
                 return False
         self.call(name, spec, args, out)
         return False
+
+    def reject(self, name: bytes, spec: CommandSpec | None, out: bytearray, message: str) -> None:
+        """Redis's rejectCommand(): the error (unless a check wrote its own),
+        counted, and told to `on_reject` (a transaction is aborted by it)."""
+        if message:
+            write_error(out, message)
+        if spec is not None:
+            spec.rejected_calls += 1
+        for listener in self.on_reject:
+            listener(name, out)
 
     def call(self, name: bytes, spec: CommandSpec, args: list[bytes], out: bytearray) -> None:
         """Run the command, count it, then tell the listeners."""
