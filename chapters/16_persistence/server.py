@@ -53,7 +53,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from common.chapters import load_chapter, load_chapter_module  # noqa: E402
 from common.commands import CommandSpec  # noqa: E402
 from common.net import RESERVED_FDS, fail, freeze_survivors, log, parse_options, raise_open_files_limit  # noqa: E402
-from common.resp import encode_command  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
 
 chapter15 = load_chapter(15)  # the server on epoll that this chapter extends
@@ -115,8 +114,7 @@ def propagate(command: list[bytes]) -> None:
     if append_only.loading:
         return
     snapshots.note_change(command[0].lower())
-    if append_only.aof is not None:
-        append_only.aof.buffer += encode_command(*command)
+    append_only.log_command(command[0], command[1:])
 
 
 # --- the loop: children and timers -----------------------------------------------------
