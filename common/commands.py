@@ -51,6 +51,9 @@ class CommandSpec:
     first_key: int = 0
     last_key: int = 0
     key_step: int = 0
+    # For a command whose keys move with its arguments (ZMPOP's numkeys):
+    # arguments -> its keys (Redis's getkeys_proc).
+    find_keys: Callable[[list[bytes]], list[bytes]] | None = None
     calls: int = 0  # executed
     nanoseconds: int = 0  # spent executing
     rejected_calls: int = 0  # refused before executing (wrong number of arguments)
@@ -63,6 +66,16 @@ class CommandSpec:
     def reset_stats(self) -> None:
         self.calls = self.nanoseconds = self.rejected_calls = self.failed_calls = 0
 
+    def keys(self, args: list[bytes]) -> list[bytes]:
+        """The keys among `args` (the name excluded): where the key
+        positions say (they count the name), or what find_keys finds."""
+        if self.find_keys is not None:
+            return self.find_keys(args)
+        if not self.first_key:
+            return []
+        last = self.last_key if self.last_key > 0 else len(args) + 1 + self.last_key
+        return args[self.first_key - 1 : last : self.key_step]
+
 
 class CommandTable:
     """The commands of one server, by lower-case name, plus COMMAND and
@@ -72,16 +85,19 @@ class CommandTable:
     processCommand()) finds the command and checks that it may run: that
     it exists, its number of arguments, and every check in `checks` (and,
     for a write, `write_checks`), each of which may answer in its place; a
-    command refused here is told to `on_reject`.
+    command refused here is told to `on_reject`. Once every check passed,
+    those in `before_call` may still take the command over (a transaction
+    queues it there, as Redis's processCommand() ends).
     `call` (Redis's call()) runs it, counts it for INFO commandstats, and
     tells what ran to every listener in `after_call`, and, for a write
-    that did not fail, in `after_write` (where Redis propagates). A server
-    built on another registers there what it adds around every command: a
-    check that refuses writes while they cannot be kept (or an ACL's, a
-    key at a time; or a transaction's, that queues the command instead), a
-    listener that logs every write, one that feeds replicas, one that
-    wakes the clients waiting for a key. A read pays for none of the
-    write lists.
+    that did not fail, in `after_write` (where Redis propagates). A command
+    may call others (EXEC does): once the outermost call returns, the
+    `after_command` listeners run (Redis's afterCommand()), so that what
+    they do sees the whole of it. A server built on another registers
+    there what it adds around every command: a check that refuses writes
+    while they cannot be kept (or an ACL's, a key at a time), a listener
+    that logs every write, one that feeds replicas, one that wakes the
+    clients waiting for a key. A read pays for none of the write lists.
     """
 
     def __init__(self, commands: dict[bytes, CommandSpec]) -> None:
@@ -93,13 +109,16 @@ class CommandTable:
         # in the command's place (an error refuses it), False to let it run.
         self.checks: list[Callable[[bytes, CommandSpec, list[bytes], Any], bool]] = []
         self.write_checks: list[Callable[[bytes, CommandSpec, list[bytes], Any], bool]] = []
+        self.before_call: list[Callable[[bytes, CommandSpec, list[bytes], Any], bool]] = []
         # (name, spec, arguments, reply buffer, where the command's reply starts in it),
         # after the command ran; the reply is empty if it blocked its client.
         self.after_call: list[Callable[[bytes, CommandSpec, list[bytes], Any, int], None]] = []
         self.after_write: list[Callable[[bytes, CommandSpec, list[bytes], Any, int], None]] = []
-        # (name, reply buffer), when a command is refused before it runs:
-        # unknown, a wrong number of arguments, or a check's error.
-        self.on_reject: list[Callable[[bytes, Any], None]] = []
+        self.after_command: list[Callable[[], None]] = []
+        self.nesting = 0  # calls under way: 1 inside a command, 2 inside one EXEC runs
+        # (name, reply buffer, where the error starts in it), when a command is
+        # refused before it runs: unknown, a wrong number of arguments, or a check's error.
+        self.on_reject: list[Callable[[bytes, Any, int], None]] = []
 
     def add(self, name: bytes, spec: CommandSpec) -> None:
         self.commands[name] = spec
@@ -128,26 +147,36 @@ class CommandTable:
             reply_start = len(out)
             if check(name, spec, args, out):
                 if out[reply_start] == ERROR_MARK:
-                    self.reject(name, spec, out, "")
+                    self.reject(name, spec, out, "", reply_start)
+                return False
+        for check in self.before_call:
+            if check(name, spec, args, out):
                 return False
         self.call(name, spec, args, out)
         return False
 
-    def reject(self, name: bytes, spec: CommandSpec | None, out: bytearray, message: str) -> None:
-        """Redis's rejectCommand(): the error (unless a check wrote its own),
-        counted, and told to `on_reject` (a transaction is aborted by it)."""
+    def reject(self, name: bytes, spec: CommandSpec | None, out: bytearray, message: str,
+               reply_start: int | None = None) -> None:  # fmt: skip
+        """Redis's rejectCommand(): the error (unless a check wrote its own,
+        from `reply_start`), counted, and told to `on_reject` (a
+        transaction is aborted by it)."""
         if message:
+            reply_start = len(out)
             write_error(out, message)
         if spec is not None:
             spec.rejected_calls += 1
         for listener in self.on_reject:
-            listener(name, out)
+            listener(name, out, reply_start)
 
     def call(self, name: bytes, spec: CommandSpec, args: list[bytes], out: bytearray) -> None:
         """Run the command, count it, then tell the listeners."""
         reply_start = len(out)
         started = perf_counter_ns()
-        spec.function(args, out)
+        self.nesting += 1
+        try:
+            spec.function(args, out)
+        finally:
+            self.nesting -= 1
         spec.nanoseconds += perf_counter_ns() - started
         spec.calls += 1
         failed = len(out) > reply_start and out[reply_start] == ERROR_MARK
@@ -158,6 +187,9 @@ class CommandTable:
         if spec.writes and not failed:
             for listener in self.after_write:
                 listener(name, spec, args, out, reply_start)
+        if not self.nesting:
+            for listener in self.after_command:
+                listener()
 
     def reset_stats(self) -> None:
         for spec in self.commands.values():

@@ -55,6 +55,10 @@ class ReplyBuffer(bytearray):
         """Nothing there, e.g. GET of a missing key."""
         self += b"_\r\n" if self.protocol == 3 else b"$-1\r\n"
 
+    def null_array(self) -> None:
+        """No array: a blocking pop that timed out, a transaction whose watched key changed."""
+        self += b"_\r\n" if self.protocol == 3 else b"*-1\r\n"
+
     def double(self, value: float) -> None:
         """A floating-point number, formatted as Redis 7.0 does (%.17g, inf, -inf)."""
         text = format_double(value)

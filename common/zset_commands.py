@@ -507,6 +507,17 @@ def parse_mpop(args: list[bytes], out: ReplyBuffer) -> tuple[list[bytes], bool, 
     return args[1:where], args[where].lower() == b"max", count or 1
 
 
+def keys_after_numkeys(position: int) -> Callable[[list[bytes]], list[bytes]]:
+    """A CommandSpec's find_keys for a command whose keys follow a numkeys
+    argument at `position` among its arguments (ZMPOP's 0, BZMPOP's 1)."""
+
+    def find_keys(args: list[bytes]) -> list[bytes]:
+        numkeys = parse_integer(args[position]) if position < len(args) else None
+        return args[position + 1 : position + 1 + numkeys] if numkeys is not None and numkeys > 0 else []
+
+    return find_keys
+
+
 class MoreSortedSetCommands:
     """The sorted-set commands chapter 17 adds to chapter 11's `sets`, on the same keyspace."""
 
@@ -517,7 +528,7 @@ class MoreSortedSetCommands:
         return {
             b"zpopmin": CommandSpec(self.zpopmin, -2, ("write", "fast"), 1, 1, 1),
             b"zpopmax": CommandSpec(self.zpopmax, -2, ("write", "fast"), 1, 1, 1),
-            b"zmpop": CommandSpec(self.zmpop, -4, ("write",)),
+            b"zmpop": CommandSpec(self.zmpop, -4, ("write",), find_keys=keys_after_numkeys(0)),
             b"zremrangebyrank": CommandSpec(self.zremrangebyrank, 4, ("write",), 1, 1, 1),
             b"zremrangebyscore": CommandSpec(self.zremrangebyscore, 4, ("write",), 1, 1, 1),
             b"zremrangebylex": CommandSpec(self.zremrangebylex, 4, ("write",), 1, 1, 1),

@@ -463,7 +463,8 @@ class Connection(DListNode):
     It is also a node of the idle list (its `prev` and `next` links).
     """
 
-    __slots__ = ("sock", "parser", "outgoing", "closing", "input_closed", "polled_events", "last_active", "blocked")
+    __slots__ = ("sock", "parser", "outgoing", "closing", "input_closed", "polled_events", "last_active", "blocked",
+                 "deny_blocking")  # fmt: skip
 
     def __init__(self, sock: socket.socket, client_id: int) -> None:
         super().__init__()
@@ -477,7 +478,9 @@ class Connection(DListNode):
         # A command may leave its client waiting for something (Redis's
         # CLIENT_BLOCKED, as its blocking commands do): until it is
         # released, the requests it sent after that one wait unexecuted.
-        self.blocked = False
+        # While `deny_blocking` (Redis's CLIENT_DENY_BLOCKING), such a
+        # command answers at once, as if its timeout had passed.
+        self.blocked = self.deny_blocking = False
 
     def wanted_events(self) -> int:
         """What to poll for: output while replies wait; input while the
@@ -647,6 +650,8 @@ before_replies: list[Callable[[], None]] = []
 # (None: no limit), as Redis's time events.
 cron_tasks: list[Callable[[], None]] = []
 timers: list[Callable[[], int | None]] = []
+# When a client is closed (Redis's freeClient()): what is kept per client is let go.
+close_tasks: list[Callable[[Connection], None]] = []
 
 
 def accept_clients(acceptor: Acceptor, poller: Poller, clients: dict[int, Connection]) -> None:
@@ -665,6 +670,8 @@ def accept_clients(acceptor: Acceptor, poller: Poller, clients: dict[int, Connec
 
 
 def close_client(conn: Connection, poller: Poller, clients: dict[int, Connection]) -> None:
+    for task in close_tasks:
+        task(conn)
     idle_connections.detach(conn)
     clients_pending_write.pop(id(conn), None)
     fd = conn.sock.fileno()

@@ -59,7 +59,7 @@ from common.net import parse_options  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
 from common.strings import StringCommands, parse_long_double  # noqa: E402
 from common.zset import ZSet  # noqa: E402
-from common.zset_commands import MoreSortedSetCommands, parse_mpop  # noqa: E402
+from common.zset_commands import MoreSortedSetCommands, keys_after_numkeys, parse_mpop  # noqa: E402
 from common.zset_listpack import MAX_FLAT_ENTRIES, ListpackZSet  # noqa: E402
 
 chapter16 = load_chapter(16)  # the server this chapter extends, persistence included
@@ -82,13 +82,15 @@ def add_commands() -> None:
     blocking = ("write", "noscript", "blocking")
     chapter14.COMMANDS.add(b"bzpopmin", CommandSpec(bzpopmin, -3, blocking, 1, -2, 1))
     chapter14.COMMANDS.add(b"bzpopmax", CommandSpec(bzpopmax, -3, blocking, 1, -2, 1))
-    chapter14.COMMANDS.add(b"bzmpop", CommandSpec(bzmpop, -5, blocking))
+    chapter14.COMMANDS.add(b"bzmpop", CommandSpec(bzmpop, -5, blocking, find_keys=keys_after_numkeys(1)))
     for name in (b"bzpopmin", b"bzpopmax", b"bzmpop"):
         chapter16.append_only.LOGGED_AS[name] = lambda args: []  # pop() logs the ZPOPMIN or ZPOPMAX it did
-    # Chapter 14's seams: serve parked clients after the writes that feed
-    # them, and, before the replies go out, time them out and let the woken
-    # go on; wake the loop for the soonest timeout.
-    chapter14.COMMANDS.after_write.append(wake_clients)
+    # Chapter 14's seams: note the keys writes may feed, serve the clients
+    # parked on them once the command is over, and, before the replies go
+    # out, time them out and let the woken go on; wake the loop for the
+    # soonest timeout.
+    chapter14.COMMANDS.after_write.append(signal_keys_as_ready)
+    chapter14.COMMANDS.after_command.append(serve_clients_blocked_on_keys)
     chapter14.before_sleep_tasks.append(serve_woken)
     chapter14.timers.append(next_timeout_ms)
     chapter14.ADMIN.extra_info.setdefault("clients", []).append(lambda: {"blocked_clients": len(parked)})
@@ -112,7 +114,7 @@ def set_max_value(value: int) -> None:
 # empty, the client is parked: it gets no reply, and its further requests
 # wait unexecuted (chapter 14's Connection.blocked), while the server goes on serving
 # everybody else. The first write that puts members in one of its keys
-# wakes it, right after that command, first come first served; or its
+# wakes it, once that command is over, first come first served; or its
 # timeout does, with a nil reply. The event loop never waits for it.
 
 MORE_SORTED_SETS = MoreSortedSetCommands(chapter14.SORTED_SETS)
@@ -133,6 +135,7 @@ class Blocked(HeapItem):
 waiting: dict[bytes, deque[Blocked]] = {}  # key -> the clients parked on it, in arrival order
 timeouts = Heap()  # every parked client, the soonest deadline on top
 parked: dict[int, Blocked] = {}  # id(connection) -> its Blocked: INFO's blocked_clients
+ready_keys: dict[bytes, None] = {}  # keys written to that clients wait on, in order (Redis's server.ready_keys)
 woken: list[Any] = []  # connections given their reply since the loop last looked
 next_sweep = 0.0  # when to look for parked clients whose connection closed
 
@@ -184,6 +187,9 @@ def pop_or_block(keys: list[bytes], timeout_text: bytes, out: ReplyBuffer, highe
             pop(key, out, highest, count, multi, woken=False)
             return
     conn = chapter14.current_client
+    if conn.deny_blocking:  # not allowed to wait (inside a transaction): as if the timeout had passed
+        out.null_array()
+        return
     record = Blocked(conn, list(dict.fromkeys(keys)), highest, count, multi,
                      time.monotonic() + timeout if timeout else math.inf)  # fmt: skip
     conn.blocked = True
@@ -206,13 +212,25 @@ def pop(key: bytes, out: ReplyBuffer, highest: bool, count: int | None, multi: b
         chapter16.append_only.log_command(command[0], command[1:])
 
 
-def wake_clients(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
-    """After a write that did not fail (chapter 14's after_write): serve
-    the clients parked on the keys it may have fed, now, before any other
-    command runs."""
+def signal_keys_as_ready(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer,
+                         reply_start: int) -> None:  # fmt: skip
+    """After a write that did not fail (chapter 14's after_write): note
+    the keys it may have fed that clients wait on (Redis's signalKeyAsReady)."""
     if not waiting or len(out) == reply_start:
         return
-    for key in [arg for arg in args if arg in waiting]:
+    for arg in args:
+        if arg in waiting:
+            ready_keys[arg] = None
+
+
+def serve_clients_blocked_on_keys() -> None:
+    """Once the command is over (chapter 14's after_command: after the
+    whole of a transaction, never inside it), serve the clients parked on
+    the keys it fed, before any other command runs (Redis's
+    handleClientsBlockedOnKeys)."""
+    while ready_keys:
+        key = next(iter(ready_keys))
+        del ready_keys[key]
         queue = waiting.get(key)
         while queue:
             entry = chapter14.lookup_live(key)
@@ -251,8 +269,7 @@ def serve_woken() -> None:
         unpark(record)
         if record.conn.sock.fileno() != -1:
             record.conn.blocked = False
-            out = record.conn.outgoing
-            out += b"_\r\n" if out.protocol == 3 else b"*-1\r\n"  # a null array
+            record.conn.outgoing.null_array()
             woken.append(record.conn)
     if now >= next_sweep:  # parked clients gone (closed by the idle timer or a reset): forget them
         next_sweep = now + 1
