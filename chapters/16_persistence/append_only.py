@@ -83,16 +83,21 @@ RELATIVE_TIME: dict[bytes, tuple[Callable[[list[bytes]], bool], int | None]] = {
 # of commands; empty: nothing), registered likewise: a blocking command
 # logs what it did when it did it, as Redis does.
 LOGGED_AS: dict[bytes, Callable[[list[bytes]], list[list[bytes]]]] = {}
+# What the command running now changed, in the form that replays it
+# (Redis's server.also_propagate): it goes to the log as one unit once the
+# outermost command is over (propagate_pending). A command that runs
+# others and must be replayed whole (EXEC) may wrap it.
+pending: list[list[bytes]] = []
 
 
 def log_command(name: bytes, args: list[bytes]) -> None:
-    """Append a write that changed something to the log's buffer, in the
-    form that replays to the same state."""
+    """Add a write that changed something to the pending unit, in the form
+    that replays to the same state. Each form is taken now: the state it
+    reads is this command's, not the unit's end."""
     if aof is None or loading:
         return
     if name in LOGGED_AS:
-        for command in LOGGED_AS[name](args):
-            aof.buffer += encode_command(*command)
+        pending.extend(LOGGED_AS[name](args))
         return
     relative = RELATIVE_TIME.get(name)
     if relative is not None and relative[0](args):
@@ -100,7 +105,18 @@ def log_command(name: bytes, args: list[bytes]) -> None:
         if args is None:
             return
         name, args = args[0], args[1:]
-    aof.buffer += encode_command(name, *args)
+    pending.append([name, *args])
+
+
+def propagate_pending() -> None:
+    """Append the pending unit to the log's buffer (after every command,
+    chapter 14's after_command; and before the buffer is written)."""
+    if not pending:
+        return
+    if aof is not None:
+        for command in pending:
+            aof.buffer += encode_command(*command)
+    pending.clear()
 
 
 def absolute_form(args: list[bytes], value_position: int | None) -> list[bytes] | None:
@@ -125,6 +141,7 @@ def absolute_form(args: list[bytes], value_position: int | None) -> list[bytes] 
 def flush_aof() -> None:
     """Write what was logged since the last call (once per loop iteration,
     before any reply to it is sent), and fsync as appendfsync says."""
+    propagate_pending()
     if aof is None or not write_aof() or not aof.unsynced:
         return
     if settings.appendfsync == "always":
@@ -210,7 +227,7 @@ def bgrewriteaof(args: list[bytes], out: ReplyBuffer) -> None:
         out.error("ERR Background append only file rewriting is possible only with appendonly yes")
     elif snapshots.child is not None and snapshots.child.kind == "aof":
         out.error("ERR Background append only file rewriting already in progress")
-    elif snapshots.child is not None:
+    elif snapshots.child is not None or snapshots.inside_another_command():
         rewrite_scheduled = True
         out.simple("Background append only file rewriting scheduled")
     elif start_aof_rewrite():
@@ -312,25 +329,50 @@ def replay(path: Path, last: bool) -> int:
             offset = snapshot.pos
             file.seek(offset)
         reader = CommandReader(file, str(path), offset)
-        scratch = ReplyBuffer()
+        # Redis writes a unit of several changes (a transaction) between
+        # MULTI and EXEC: it is replayed when its EXEC is read, and a unit
+        # the file ends in (a crash while writing it) is not replayed at all.
+        unit: list[list[bytes]] | None = None
+        unit_start = end = reader.valid_up_to
         count = 0
         try:
             for args in reader.commands():
-                scratch.clear()
-                chapter14.COMMANDS.process_command(args, scratch)
-                if scratch[:1] == b"-":
-                    fail(f"the AOF file {path}, command ending at byte {reader.valid_up_to}, "
-                         f"failed: {bytes(scratch).strip().decode(errors='replace')}")  # fmt: skip
-                count += 1
+                start, end = end, reader.valid_up_to
+                name = args[0].lower()
+                if name == b"multi" and unit is None:
+                    unit, unit_start = [], start
+                elif name == b"exec" and unit is not None:
+                    count += replay_commands(unit, path, end)
+                    unit = None
+                elif unit is not None:
+                    unit.append(args)
+                else:
+                    count += replay_commands([args], path, end)
+            if unit is not None:
+                raise AofTruncated(unit_start)
         except AofError as error:
             fail(str(error))
         except AofTruncated as error:
             if not last:
                 fail(f"the AOF file {path} is truncated, and it is not the last one: {error}")
-            log.warning("!!! the AOF file %s ends in the middle of a command (a crash while writing it?): "
-                        "truncating it at byte %d, after the last complete command", path, error.valid_up_to)  # fmt: skip
-            os.truncate(path, error.valid_up_to)
+            cut = unit_start if unit is not None else error.valid_up_to
+            log.warning("!!! the AOF file %s ends in the middle of a %s (a crash while writing it?): truncating it at "
+                        "byte %d, after the last complete one", path, "MULTI/EXEC unit" if unit is not None else "command",
+                        cut)  # fmt: skip
+            os.truncate(path, cut)
         return count
+
+
+def replay_commands(commands: list[list[bytes]], path: Path, end: int) -> int:
+    """Run commands read from the AOF, as if a client sent them; any error stops the start."""
+    scratch = ReplyBuffer()
+    for args in commands:
+        scratch.clear()
+        chapter14.COMMANDS.process_command(args, scratch)
+        if scratch[:1] == b"-":
+            fail(f"the AOF file {path}, command ending at byte {end}, "
+                 f"failed: {bytes(scratch).strip().decode(errors='replace')}")  # fmt: skip
+    return len(commands)
 
 
 def open_aof() -> None:

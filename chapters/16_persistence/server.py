@@ -109,12 +109,14 @@ def after_write(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuf
 
 
 def propagate(command: list[bytes]) -> None:
-    """A change made outside a command's own call (a blocked client served
-    later): counted and logged as `command`, as Redis's alsoPropagate()."""
+    """A change made outside any command (a blocked client served once
+    the command that fed it is over): counted and logged as `command`, a
+    unit of its own."""
     if append_only.loading:
         return
     snapshots.note_change(command[0].lower())
     append_only.log_command(command[0], command[1:])
+    append_only.propagate_pending()
 
 
 # --- the loop: children and timers -----------------------------------------------------
@@ -141,6 +143,7 @@ def next_wakeup_ms() -> int | None:
 
 chapter14.COMMANDS.write_checks.append(refuse_writes)
 chapter14.COMMANDS.after_write.append(after_write)
+chapter14.COMMANDS.after_command.append(append_only.propagate_pending)
 # The point of the chapter: the writes just executed reach the file (and
 # the disk, with appendfsync always) before any client is told they succeeded.
 chapter14.before_replies.append(append_only.flush_aof)

@@ -181,8 +181,8 @@ def bgsave(args: list[bytes], out: ReplyBuffer) -> None:
         out.error("ERR syntax error")
     elif child is not None and child.kind == "rdb":
         out.error("ERR Background save already in progress")
-    elif child is not None:
-        if schedule:
+    elif child is not None or inside_another_command():
+        if schedule or inside_another_command():
             bgsave_scheduled = True
             out.simple("Background saving scheduled")
         else:
@@ -192,6 +192,12 @@ def bgsave(args: list[bytes], out: ReplyBuffer) -> None:
         out.simple("Background saving started")
     else:
         out.error("ERR Background save failed: fork() failed")
+
+
+def inside_another_command() -> bool:
+    """Run by a command that runs others (Redis's in_exec): a child forked
+    now would catch their changes halfway, so it is only scheduled."""
+    return chapter14.COMMANDS.nesting > 1
 
 
 def start_bgsave() -> bool:
