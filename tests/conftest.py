@@ -7,7 +7,9 @@ per chapter in that range, each against that chapter's server; other tests
 (the unit tests of common/) run once if their range is selected. A test
 marked ``heavy`` (kill -9 and restarts, 200,000 keys, ten thousand
 connections) runs, in the whole run, on the chapter that introduces it and
-the newest chapter only; ``--chapter N`` runs it on N all the same.
+the newest chapter only; so does any test on the chapters past the book
+(15 on), which import each other; ``--chapter N`` runs every test that
+applies to N all the same.
 
     pytest                      every test on every chapter
     pytest --chapter 7          what applies to chapter 07
@@ -28,6 +30,7 @@ from tests.support import STARTED, RawClient, ServerProcess, discover_chapters, 
 
 pytest_plugins = ["tests.grader"]  # grader mode's report
 CHAPTERS = discover_chapters()
+LAST_BOOK_CHAPTER = 14
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,10 +62,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     first, last = chapter_range(metafunc.definition)
     chosen = metafunc.config.getoption("--chapter")
     chapters = [n for n in CHAPTERS if first <= n <= last and (chosen is None or n == chosen)]
-    if chosen is None and metafunc.definition.get_closest_marker("heavy") and chapters:
-        # The whole run: a costly test on the chapter that introduces it and
-        # the newest only, so the run grows with the chapters, not their square.
-        chapters = sorted({chapters[0], chapters[-1]})
+    if chosen is None and chapters:
+        # The whole run grows with the chapters, not their square: a costly
+        # test runs on the chapter that introduces it and the newest only;
+        # any other, on every book chapter from its own (each a whole copy
+        # of the server), and past the book, where each chapter imports the
+        # one before, on the chapter that introduces it and the newest.
+        if metafunc.definition.get_closest_marker("heavy"):
+            chapters = sorted({chapters[0], chapters[-1]})
+        else:
+            chapters = [n for n in chapters if n <= LAST_BOOK_CHAPTER or n in (chapters[0], chapters[-1])]
     metafunc.parametrize("server", chapters, indirect=True, scope="module", ids=lambda n: f"ch{n:02d}")
 
 
