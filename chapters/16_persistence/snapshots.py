@@ -177,12 +177,13 @@ def bgsave(args: list[bytes], out: ReplyBuffer) -> None:
     """BGSAVE [SCHEDULE]: snapshot in a forked child; the reply comes at once."""
     global bgsave_scheduled
     schedule = bool(args) and args[0].lower() == b"schedule"
+    in_exec = inside_another_command()
     if args and (len(args) > 1 or not schedule):
         out.error("ERR syntax error")
     elif child is not None and child.kind == "rdb":
         out.error("ERR Background save already in progress")
-    elif child is not None or inside_another_command():
-        if schedule or inside_another_command():
+    elif child is not None or in_exec:
+        if schedule or in_exec:
             bgsave_scheduled = True
             out.simple("Background saving scheduled")
         else:

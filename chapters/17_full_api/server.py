@@ -218,9 +218,9 @@ def signal_keys_as_ready(name: bytes, spec: CommandSpec, args: list[bytes], out:
     the keys it may have fed that clients wait on (Redis's signalKeyAsReady)."""
     if not waiting or len(out) == reply_start:
         return
-    for arg in args:
-        if arg in waiting:
-            ready_keys[arg] = None
+    for key in spec.keys(args):
+        if key in waiting:
+            ready_keys[key] = None
 
 
 def serve_clients_blocked_on_keys() -> None:
