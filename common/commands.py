@@ -123,6 +123,10 @@ class CommandTable:
     def add(self, name: bytes, spec: CommandSpec) -> None:
         self.commands[name] = spec
 
+    def add_all(self, specs: dict[bytes, CommandSpec]) -> None:
+        """Add (or replace) every command of `specs`: a server built on another adds its own so."""
+        self.commands.update(specs)
+
     def process_command(self, request: list[bytes], out: bytearray) -> bool:
         """Run one request and append its reply, or Redis's error for it.
 

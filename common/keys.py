@@ -115,10 +115,11 @@ class KeyCommands:
         deadline = self.db.deadline_of(source)
         self.db.set_deadline(entry, None)
         self.db.keyspace.pop(source)  # the entry goes, its value stays: it moves
-        moved = self.db.Entry(destination, entry.value)
-        self.db.keyspace.insert(moved)
+        moved = self.db.add_entry(destination, entry.value)
         if deadline is not None:
             self.db.set_deadline(moved, deadline)
+        self.db.notify_keyspace_event("g", "rename_from", source)
+        self.db.notify_keyspace_event("g", "rename_to", destination)
         return True
 
     def copy(self, args: list[bytes], out: ReplyBuffer) -> None:
@@ -164,11 +165,11 @@ class KeyCommands:
             for node in value.nodes():
                 duplicate.add(node.key, node.score)
             value = duplicate
-        copied = self.db.Entry(destination, value)
-        self.db.keyspace.insert(copied)
+        copied = self.db.add_entry(destination, value)
         deadline = self.db.deadline_of(source)
         if deadline is not None:
             self.db.set_deadline(copied, deadline)
+        self.db.notify_keyspace_event("g", "copy_to", destination)
         out.integer(1)
 
     def object_(self, args: list[bytes], out: ReplyBuffer) -> None:

@@ -12,6 +12,7 @@ HELLO 3, adds what RESP2 must fake:
     boolean   #t\\r\\n             :1\\r\\n (an integer)
     map       %2\\r\\n k v k v     *4\\r\\n k v k v (a flat array)
     set       ~2\\r\\n a b         *2\\r\\n a b (an array)
+    push      >3\\r\\n ...         *3\\r\\n ... (an array; chapter 19's messages)
 
 Commands write typed replies; `ReplyBuffer` turns each into the bytes of
 the connection's protocol. So a command is written once and serves both
@@ -74,6 +75,12 @@ class ReplyBuffer(bytearray):
             self.integer(1 if value else 0)
 
     array = write_array_header  # start an array; the caller then writes `length` replies
+
+    def push(self, length: int) -> None:
+        """Start data the server pushes unasked (a pub/sub message): RESP3's
+        push type, which a client tells from the reply it waits for; an
+        array in RESP2, where a subscribed client expects nothing else."""
+        self += b">%d\r\n" % length if self.protocol == 3 else b"*%d\r\n" % length
 
     def map(self, length: int) -> None:
         """Start a map of `length` pairs; the caller then writes key, value, key, value..."""

@@ -72,8 +72,7 @@ class StringCommands:
         """Set `key` to the string `value`, whatever it held; its TTL goes unless `keep_ttl`."""
         entry = self.db.keyspace.lookup(key)
         if entry is None:
-            entry = self.db.Entry(key, value)
-            self.db.keyspace.insert(entry)
+            entry = self.db.add_entry(key, value)
         else:
             self.db.discard(entry.value)
             entry.value = value
@@ -88,6 +87,7 @@ class StringCommands:
             out.integer(0)
             return
         self.store(args[0], args[1])
+        self.db.notify_keyspace_event("$", "set", args[0])
         out.integer(1)
 
     def setex(self, args: list[bytes], out: ReplyBuffer) -> None:
@@ -100,16 +100,20 @@ class StringCommands:
         deadline = self.db.parse_deadline(unit, args[1], out, name)
         if deadline is not None:
             self.db.set_deadline(self.store(args[0], args[2]), deadline)
+            self.db.notify_keyspace_event("$", "set", args[0])
+            self.db.notify_keyspace_event("g", "expire", args[0])
             out.simple("OK")
 
     def getset(self, args: list[bytes], out: ReplyBuffer) -> None:
         if self.reply_value(args[0], out)[0]:
             self.store(args[0], args[1])
+            self.db.notify_keyspace_event("$", "set", args[0])
 
     def getdel(self, args: list[bytes], out: ReplyBuffer) -> None:
         ok, entry = self.reply_value(args[0], out)
         if ok and entry is not None:
             self.db.delete_entry(entry)
+            self.db.notify_keyspace_event("g", "del", args[0])
 
     def reply_value(self, key: bytes, out: ReplyBuffer) -> tuple[bool, Any]:
         """GET's reply (the value, nil, or WRONGTYPE); then as string_at."""
@@ -152,22 +156,26 @@ class StringCommands:
         out.bulk(entry.value)
         if deadline is not None and deadline <= self.db.now_ms():  # EXAT/PXAT in the past
             self.db.delete_entry(entry)
+            self.db.notify_keyspace_event("g", "del", args[0])
         elif deadline is not None:
             self.db.set_deadline(entry, deadline)
-        elif persist:
+            self.db.notify_keyspace_event("g", "expire", args[0])
+        elif persist and self.db.deadline_of(args[0]) is not None:
             self.db.set_deadline(entry, None)
+            self.db.notify_keyspace_event("g", "persist", args[0])
 
     def append(self, args: list[bytes], out: ReplyBuffer) -> None:
         ok, entry = self.string_at(args[0], out)
         if not ok:
             return
         if entry is None:
-            out.integer(len(self.store(args[0], args[1]).value))
-            return
-        if len(entry.value) + len(args[1]) > RequestParser.max_bulk_length:
+            entry = self.store(args[0], args[1])
+        elif len(entry.value) + len(args[1]) > RequestParser.max_bulk_length:
             out.error(TOO_BIG)
             return
-        entry.value += args[1]
+        else:
+            entry.value += args[1]
+        self.db.notify_keyspace_event("$", "append", args[0])
         out.integer(len(entry.value))
 
     def strlen(self, args: list[bytes], out: ReplyBuffer) -> None:
@@ -215,6 +223,7 @@ class StringCommands:
             self.store(args[0], value)
         else:
             entry.value = value
+        self.db.notify_keyspace_event("$", "setrange", args[0])
         out.integer(len(value))
 
     def mget(self, args: list[bytes], out: ReplyBuffer) -> None:
@@ -232,6 +241,7 @@ class StringCommands:
             return
         for key, value in zip(args[0::2], args[1::2]):
             self.store(key, value)
+            self.db.notify_keyspace_event("$", "set", key)
         out.simple("OK")
 
     def msetnx(self, args: list[bytes], out: ReplyBuffer) -> None:
@@ -243,6 +253,7 @@ class StringCommands:
             return
         for key, value in zip(args[0::2], args[1::2]):
             self.store(key, value)
+            self.db.notify_keyspace_event("$", "set", key)
         out.integer(1)
 
     def incr(self, args: list[bytes], out: ReplyBuffer) -> None:
@@ -281,6 +292,7 @@ class StringCommands:
             out.error("ERR increment or decrement would overflow")
             return
         self.store(key, b"%d" % result, keep_ttl=True)
+        self.db.notify_keyspace_event("$", "incrby", key)
         out.integer(result)
 
     def incrbyfloat(self, args: list[bytes], out: ReplyBuffer) -> None:
@@ -301,6 +313,7 @@ class StringCommands:
             return
         value = format_long_double(result)
         self.store(args[0], value, keep_ttl=True)
+        self.db.notify_keyspace_event("$", "incrbyfloat", args[0])
         out.bulk(value)
 
 

@@ -31,13 +31,16 @@ def now_ms() -> int:
 class TtlCommands:
     """The TTL commands, on a keyspace reached through `lookup` (a live
     entry or None), `delete`, `deadline_of` (a key's deadline, None without
-    one) and `set_deadline` (None removes it)."""
+    one) and `set_deadline` (None removes it); each change is told to
+    `notify` (class, event, key), as Redis's notifyKeyspaceEvent."""
 
     def __init__(self, lookup: Callable[[bytes], Any], delete: Callable[[Any], None],
                  deadline_of: Callable[[bytes], int | None],
-                 set_deadline: Callable[[Any, int | None], None]) -> None:  # fmt: skip
+                 set_deadline: Callable[[Any, int | None], None],
+                 notify: Callable[[str, str, bytes], None] = lambda kind, event, key: None) -> None:  # fmt: skip
         self.lookup, self.delete = lookup, delete
         self.deadline_of, self.set_deadline = deadline_of, set_deadline
+        self.notify = notify
 
     def specs(self) -> dict[bytes, CommandSpec]:
         return {
@@ -103,8 +106,10 @@ class TtlCommands:
             return
         if deadline <= now_ms():
             self.delete(entry)
+            self.notify("g", "del", entry.key)
         else:
             self.set_deadline(entry, deadline)
+            self.notify("g", "expire", entry.key)
         out.integer(1)
 
     def ttl(self, args: list[bytes], out: ReplyBuffer) -> None:
@@ -144,4 +149,5 @@ class TtlCommands:
             out.integer(0)
             return
         self.set_deadline(entry, None)
+        self.notify("g", "persist", entry.key)
         out.integer(1)

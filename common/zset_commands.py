@@ -149,8 +149,10 @@ class SortedSetCommands:
     `lookup`, `add` and `delete` (see the module docstring)."""
 
     def __init__(self, lookup: Callable[[bytes], Any], add: Callable[[bytes, Any], Any],
-                 delete: Callable[[Any], None]) -> None:  # fmt: skip
+                 delete: Callable[[Any], None],
+                 notify: Callable[[str, str, bytes], None] = lambda kind, event, key: None) -> None:  # fmt: skip
         self.lookup, self.add, self.delete = lookup, add, delete
+        self.notify = notify  # (class, event, key): what a write did, as Redis's notifyKeyspaceEvent
         # What a new sorted set is made of: chapter 11's ZSet, unless a
         # server keeps small sets in another encoding (use_encoding).
         self.new_set: Callable[[], ZSet] = ZSet
@@ -181,6 +183,7 @@ class SortedSetCommands:
         """An empty sorted set is no key at all, as in Redis."""
         if not zset:
             self.delete(self.lookup(key))
+            self.notify("g", "del", key)
 
     def lookup_zset(self, key: bytes, out: ReplyBuffer) -> ZSet | None | bool:
         """The sorted set at `key`; None if there is no key; False (after
@@ -267,6 +270,8 @@ class SortedSetCommands:
                 out.null()
         else:
             out.integer(added + changed if b"ch" in flags else added)
+        if added or changed:
+            self.notify("z", "zincr" if incr else "zadd", key)
 
     def zrem(self, args: list[bytes], out: ReplyBuffer) -> None:
         zset = self.lookup_zset(args[0], out)
@@ -281,6 +286,8 @@ class SortedSetCommands:
             if node is not None:
                 zset.delete(node)
                 removed += 1
+        if removed:
+            self.notify("z", "zrem", args[0])
         self.remove_if_empty(args[0], zset)
         out.integer(removed)
 
@@ -613,6 +620,7 @@ class MoreSortedSetCommands:
             out.bulk(node.key)
             out.double(node.score)
             zset.delete(node)
+        self.sets.notify("z", "zpopmax" if highest else "zpopmin", key)
         self.sets.remove_if_empty(key, zset)
         return taken
 
@@ -623,23 +631,23 @@ class MoreSortedSetCommands:
         if start is None or stop is None:
             out.error(NOT_AN_INTEGER)
             return
-        self.remove(args[0], out, lambda zset: nodes_by_rank(zset, start, stop, False))
+        self.remove(args[0], out, lambda zset: nodes_by_rank(zset, start, stop, False), "zremrangebyrank")
 
     def zremrangebyscore(self, args: list[bytes], out: ReplyBuffer) -> None:
         low, high = parse_score_bound(args[1]), parse_score_bound(args[2])
         if low is None or high is None:
             out.error(BOUND_NOT_A_FLOAT)
             return
-        self.remove(args[0], out, lambda zset: nodes_by_score(zset, low, high, False, 0, -1))
+        self.remove(args[0], out, lambda zset: nodes_by_score(zset, low, high, False, 0, -1), "zremrangebyscore")
 
     def zremrangebylex(self, args: list[bytes], out: ReplyBuffer) -> None:
         low, high = parse_lex_bound(args[1]), parse_lex_bound(args[2])
         if low is None or high is None:
             out.error(BAD_LEX_RANGE)
             return
-        self.remove(args[0], out, lambda zset: self.nodes_by_lex(zset, low, high, False, 0, -1))
+        self.remove(args[0], out, lambda zset: self.nodes_by_lex(zset, low, high, False, 0, -1), "zremrangebylex")
 
-    def remove(self, key: bytes, out: ReplyBuffer, select: Callable[[ZSet], list[ZNode]]) -> None:
+    def remove(self, key: bytes, out: ReplyBuffer, select: Callable[[ZSet], list[ZNode]], event: str) -> None:
         zset = self.sets.lookup_zset(key, out)
         if zset is False:
             return
@@ -649,6 +657,8 @@ class MoreSortedSetCommands:
         nodes = select(zset)
         for node in nodes:
             zset.delete(node)
+        if nodes:
+            self.sets.notify("z", event, key)
         self.sets.remove_if_empty(key, zset)
         out.integer(len(nodes))
 
@@ -779,7 +789,7 @@ class MoreSortedSetCommands:
         result = ListpackZSet()
         for node in nodes:
             result.add(node.key, node.score)
-        self.store(destination, result, out)
+        self.store(destination, result, out, "zrangestore")
 
     # --- ZRANDMEMBER ------------------------------------------------------------------------
 
@@ -901,19 +911,25 @@ class MoreSortedSetCommands:
         if count_only:
             out.integer(result)
         elif destination is not None:
-            self.store(destination, result, out)
+            self.store(destination, result, out, name.decode())
         else:
             write_members(out, list(result.walk(result.first(), len(result))), withscores)
 
-    def store(self, destination: bytes, result: ListpackZSet, out: ReplyBuffer) -> None:
+    def store(self, destination: bytes, result: ListpackZSet, out: ReplyBuffer, event: str) -> None:
         """The STORE forms: the result replaces whatever `destination` held
         (and its TTL); an empty result deletes it."""
         existing = self.sets.lookup(destination)
         if existing is not None:
             self.sets.delete(existing)
-        if result:
+        if result and existing is not None:
+            self.sets.add(destination, result, overwrite=True)  # not a new key: no "new" event, as Redis's setKey
+        elif result:
             self.sets.add(destination, result)
         out.integer(len(result))
+        if result:
+            self.sets.notify("z", event, destination)
+        elif existing is not None:
+            self.sets.notify("g", "del", destination)
 
 
 def combine(operation: bytes, sources: list[ZSet | None], weights: list[float], aggregate: bytes,

@@ -116,14 +116,33 @@ lazy_free_threshold = DEFAULT_LAZY_FREE_THRESHOLD
 free_slice = DEFAULT_FREE_SLICE
 
 
+# --- keyspace events ---------------------------------------------------------------
+# What a command did to a key, told as it happens to whoever listens
+# (Redis's notifyKeyspaceEvent): (class, event, key), the class a letter of
+# Redis's notify-keyspace-events ("g" generic, "$" string, "z" sorted set,
+# "x" expired, "n" new key). Nobody listens here; a server built on this
+# one may publish them. With no listener, an event costs one call.
+keyspace_listeners: list[Callable[[str, str, bytes], None]] = []
+
+
+def notify_keyspace_event(kind: str, event: str, key: bytes) -> None:
+    for listener in keyspace_listeners:
+        listener(kind, event, key)
+
+
 def lookup_live(key: bytes) -> Entry | None:
     """The entry at `key`, or None if there is none or it has expired; an
     expired key is deleted on the spot (lazy expiration)."""
     entry = keyspace.lookup(key)
     if entry is not None and (expiry := expires.lookup(key)) is not None and expiry.deadline <= now_ms():
-        delete_entry(entry)
+        delete_expired(entry)
         return None
     return entry
+
+
+def delete_expired(entry: Entry) -> None:
+    delete_entry(entry)
+    notify_keyspace_event("x", "expired", entry.key)
 
 
 def delete_entry(entry: Entry, background: bool = False) -> None:
@@ -211,7 +230,7 @@ def expire_keys() -> None:
         expiry = expiry_heap.peek()
         if expiry is None or expiry.deadline > now:
             return
-        delete_entry(keyspace.lookup(expiry.key))
+        delete_expired(keyspace.lookup(expiry.key))
 
 # --- commands ------------------------------------------------------------------
 # A command takes its arguments (the name excluded) and appends its reply to
@@ -294,13 +313,15 @@ def set_(args: list[bytes], out: ReplyBuffer) -> None:
             out.null()
         return
     if entry is None:
-        entry = Entry(key, value)
-        keyspace.insert(entry)
+        entry = add_entry(key, value)
     else:
         discard(entry.value)
         entry.value = value
     if b"keepttl" not in flags:
         set_deadline(entry, deadline)
+    notify_keyspace_event("$", "set", key)
+    if deadline is not None:
+        notify_keyspace_event("g", "expire", key)
     if b"get" not in flags:
         out.simple("OK")
 
@@ -313,12 +334,13 @@ def set_plain(key: bytes, value: bytes, out: ReplyBuffer) -> None:
     lookup in `expires` at all."""
     entry = keyspace.lookup(key)
     if entry is None:
-        keyspace.insert(Entry(key, value))
+        add_entry(key, value)
     else:
         discard(entry.value)
         entry.value = value
         if expires:
             set_deadline(entry, None)
+    notify_keyspace_event("$", "set", key)
     out.simple("OK")
 
 
@@ -357,6 +379,7 @@ def delete_keys(keys: list[bytes], out: ReplyBuffer, background: bool) -> None:
         entry = lookup_live(key)
         if entry is not None:
             delete_entry(entry, background)
+            notify_keyspace_event("g", "del", key)
             removed += 1
     out.integer(removed)
 
@@ -413,7 +436,8 @@ def flushdb(args: list[bytes], out: ReplyBuffer) -> None:
 # --- TTL commands ------------------------------------------------------------------
 # EXPIRE, TTL, PERSIST and the rest: common/ttl_commands.py, on this keyspace.
 
-TTLS = TtlCommands(lookup=lookup_live, delete=delete_entry, deadline_of=deadline_of, set_deadline=set_deadline)
+TTLS = TtlCommands(lookup=lookup_live, delete=delete_entry, deadline_of=deadline_of, set_deadline=set_deadline,
+                   notify=notify_keyspace_event)
 
 
 # --- sorted set commands -----------------------------------------------------------
@@ -421,13 +445,17 @@ TTLS = TtlCommands(lookup=lookup_live, delete=delete_entry, deadline_of=deadline
 # commands: common/zset_commands.py, on this keyspace through three functions.
 
 
-def add_entry(key: bytes, value: bytes | ZSet) -> Entry:
+def add_entry(key: bytes, value: bytes | ZSet, overwrite: bool = False) -> Entry:
+    """A new key (Redis's dbAdd): every command that creates one comes here.
+    `overwrite`: it replaces a key just deleted, which is not a new key."""
     entry = Entry(key, value)
     keyspace.insert(entry)
+    if not overwrite:
+        notify_keyspace_event("n", "new", key)
     return entry
 
 
-SORTED_SETS = SortedSetCommands(lookup=lookup_live, add=add_entry, delete=delete_entry)
+SORTED_SETS = SortedSetCommands(lookup=lookup_live, add=add_entry, delete=delete_entry, notify=notify_keyspace_event)
 
 
 # Dispatch, arity checks, error texts, COMMAND, CLIENT and QUIT: common/commands.py.
@@ -574,12 +602,13 @@ current_client: Connection | None = None
 
 def execute_requests(conn: Connection) -> None:
     """Answer every complete request buffered, while the output is not too
-    big and the client is not blocked."""
+    big and the client is neither blocked nor being closed."""
     global current_client
     current_client = conn
     out = conn.outgoing
     try:
-        while len(out) < MAX_OUTPUT and not conn.blocked and (request := conn.parser.next_request()) is not None:
+        while len(out) < MAX_OUTPUT and not conn.blocked and not conn.closing \
+                and (request := conn.parser.next_request()) is not None:  # fmt: skip
             if COMMANDS.process_command(request, out):  # QUIT: reply, close, run nothing after it
                 conn.closing = True
                 break

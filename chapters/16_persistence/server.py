@@ -225,7 +225,7 @@ def configure(options: argparse.Namespace) -> None:
     config.add("aof-use-rdb-preamble", lambda: "yes")
     config.add("aof-load-truncated", lambda: "yes")
     chapter14.ADMIN.extra_info["persistence"] = [info_persistence]
-    chapter14.ADMIN.extra_info["stats"] = [lambda: {"latest_fork_usec": snapshots.latest_fork_usec}]
+    chapter14.ADMIN.extra_info.setdefault("stats", []).append(lambda: {"latest_fork_usec": snapshots.latest_fork_usec})
 
 
 def set_save_rules(text: bytes) -> str | None:

@@ -77,8 +77,7 @@ def add_commands() -> None:
     for name in ("zset-max-listpack-value", "zset-max-ziplist-value"):
         config.add_integer(name, lambda: ListpackZSet.max_value, set_max_value, memory=True)
     for family in (StringCommands(chapter14), KeyCommands(chapter14), MORE_SORTED_SETS):
-        for name, spec in family.specs().items():
-            chapter14.COMMANDS.add(name, spec)
+        chapter14.COMMANDS.add_all(family.specs())
     blocking = ("write", "noscript", "blocking")
     chapter14.COMMANDS.add(b"bzpopmin", CommandSpec(bzpopmin, -3, blocking, 1, -2, 1))
     chapter14.COMMANDS.add(b"bzpopmax", CommandSpec(bzpopmax, -3, blocking, 1, -2, 1))

@@ -354,16 +354,14 @@ def reset(args: list[bytes], out: ReplyBuffer) -> None:
 def add_commands() -> None:
     """Chapter 17's commands, and the transaction's, wired into chapter 14's seams."""
     chapter17.add_commands()
-    commands = {
+    COMMANDS.add_all({
         b"multi": CommandSpec(multi, 1, ("noscript", "loading", "stale", "fast", "allow_busy")),
         b"exec": CommandSpec(exec_, 1, ("noscript", "loading", "stale", "skip_slowlog")),
         b"discard": CommandSpec(discard, 1, ("noscript", "loading", "stale", "fast", "allow_busy")),
         b"watch": CommandSpec(watch, -2, ("noscript", "loading", "stale", "fast", "allow_busy"), 1, -1, 1),
         b"unwatch": CommandSpec(unwatch, 1, ("noscript", "loading", "stale", "fast", "allow_busy")),
         b"reset": CommandSpec(reset, 1, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
-    }
-    for name, spec in commands.items():
-        COMMANDS.add(name, spec)
+    })
     COMMANDS.checks.append(check_in_transaction)
     COMMANDS.before_call.append(queue_command)
     COMMANDS.on_reject.append(abort_on_refusal)
