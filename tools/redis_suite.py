@@ -54,10 +54,11 @@ FILES = [
     "unit/scan",
     "unit/type/zset",
     "unit/multi",
+    "unit/pubsub",
 ]
 # A file about what a chapter beyond the book introduces runs from that
 # chapter on (before it, every one of its tests would fail on the first command).
-FIRST_CHAPTER = {"unit/multi": 18}
+FIRST_CHAPTER = {"unit/multi": 18, "unit/pubsub": 19}
 # Tests skipped with the harness's own --skiptest, from a first chapter to a
 # last, each for a reason: each would leave the connection the file's tests
 # share in a state that makes the following tests fail or hang.
