@@ -30,7 +30,6 @@ from common.glob import compile_glob
 from common.resp import parse_integer
 from common.resp3 import ReplyBuffer, format_double
 from common.zset import ZSet
-from common.zset_listpack import ListpackZSet
 
 CURSOR = re.compile(rb"([+-]?)([0-9]*)")
 ULONG_MAX = 2**64 - 1
@@ -54,7 +53,7 @@ EMPTY_VISITS_PER_KEY = 10
 
 
 def type_name(value: Any) -> bytes:
-    return b"zset" if isinstance(value, ZSet) else b"string"
+    return b"string" if type(value) is bytes else value.type_name
 
 
 def parse_cursor(text: bytes) -> int | None:
@@ -158,13 +157,8 @@ class KeyCommands:
                 return
             self.db.delete_entry(existing)
         value = entry.value
-        if isinstance(value, ZSet):  # a set is copied member by member; a string is immutable, shared
-            duplicate = ListpackZSet()
-            if value.encoding != duplicate.encoding:
-                duplicate.convert()  # the copy keeps the source's encoding, as Redis's zsetDup
-            for node in value.nodes():
-                duplicate.add(node.key, node.score)
-            value = duplicate
+        if type(value) is not bytes:  # a collection is copied; a string is immutable, shared
+            value = value.duplicate()
         copied = self.db.add_entry(destination, value)
         deadline = self.db.deadline_of(source)
         if deadline is not None:

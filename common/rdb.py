@@ -185,12 +185,14 @@ class RdbWriter:
 
 
 class Record:
-    """One key read from a dump: its value is bytes, or a list of (member, score) for a sorted set."""
+    """One key read from a dump: its value is bytes (type_name b"string"),
+    or a list of (member, score) for a sorted set (b"zset")."""
 
-    __slots__ = ("key", "value", "expire_ms")
+    __slots__ = ("key", "value", "expire_ms", "type_name")
 
     def __init__(self, key: bytes, value: bytes | list[tuple[bytes, float]], expire_ms: int | None) -> None:
         self.key, self.value, self.expire_ms = key, value, expire_ms
+        self.type_name = b"string" if isinstance(value, bytes) else b"zset"
 
 
 class RdbReader:

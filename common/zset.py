@@ -62,6 +62,12 @@ class ZSet:
     """
 
     __slots__ = ("members", "root")
+    # A keyspace value is bytes (a string) or a collection like this one,
+    # which says what TYPE and OBJECT ENCODING answer for it, its length,
+    # how COPY duplicates it and how it is dismantled (chapter 14 frees a
+    # big one on its worker): chapter 14 and the persistence chapter go by
+    # these, whatever the type.
+    type_name = b"zset"
     # OBJECT ENCODING's name for this form, Redis's for its indexed sorted
     # set. Chapter 17's small sets have a second form (common/zset_listpack.py).
     encoding = "skiplist"
@@ -193,6 +199,13 @@ class ZSet:
             yield node
             count -= 1
             node = advance(node)
+
+    def duplicate(self) -> ZSet:
+        """A copy, member by member, in the same encoding (COPY; Redis's zsetDup)."""
+        copy = type(self)()
+        for node in self.nodes():
+            copy.add(node.key, node.score)
+        return copy
 
     # --- teardown -----------------------------------------------------------------
 

@@ -90,6 +90,16 @@ class ListpackZSet(ZSet):
         """Whether a set this long, whose longest member is this long, is kept flat."""
         return length <= cls.max_entries and longest_member <= cls.max_value
 
+    def duplicate(self) -> ListpackZSet:
+        """A copy in the same encoding, as Redis's zsetDup: a set that was
+        converted stays converted, whatever its length now."""
+        copy = ListpackZSet()
+        if self.flat_members is None:
+            copy.convert()
+        for node in self.nodes():
+            copy.add(node.key, node.score)
+        return copy
+
     def convert(self) -> None:
         """Build the indexed form from the flat arrays: Redis's zsetConvert."""
         members, scores = self.flat_members, self.flat_scores

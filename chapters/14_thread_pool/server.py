@@ -76,8 +76,10 @@ DEFAULT_FREE_SLICE = 1000
 class Entry(HNode):
     """A key and its value: the hashtable node itself (it inherits the
     hashtable's `key` and `hnext`), so a key costs one object.
-    The value is a string (bytes) or a sorted set (ZSet). A key's TTL is
-    not here but in an Expiry of its own, if it has one.
+    The value is a string (bytes) or a collection: a sorted set (ZSet),
+    or any other type with its shape (its type_name, encoding, length,
+    duplicate() and dismantle()). A key's TTL is not here but in an
+    Expiry of its own, if it has one.
     """
 
     __slots__ = ("value",)
@@ -160,7 +162,7 @@ def discard(value: bytes | ZSet, background: bool = False) -> None:
     frees them all at once, stalling the server at some later moment.
     Dismantling the set frees each node now: here for a small set, on a
     worker thread for a large one, or for any set if `background`."""
-    if not isinstance(value, ZSet):
+    if type(value) is bytes:
         return
     if worker_pool is not None and (background or len(value) > lazy_free_threshold):
         worker_pool.submit(free_in_slices, value)
@@ -196,7 +198,7 @@ def free_keyspace_in_slices(old_keyspace: HMap, old_expires: HMap, old_heap: Hea
     old_heap.clear()
     while nodes:
         for node in nodes[-DEFAULT_FREE_SLICE:]:
-            if type(node) is Entry and isinstance(node.value, ZSet):
+            if type(node) is Entry and type(node.value) is not bytes:
                 free_in_slices(node.value)
         del nodes[-DEFAULT_FREE_SLICE:]  # the last references to these nodes
         time.sleep(0)
@@ -394,7 +396,7 @@ def type_(args: list[bytes], out: ReplyBuffer) -> None:
     if entry is None:
         out.simple("none")
     else:
-        out.simple("zset" if isinstance(entry.value, ZSet) else "string")
+        out.simple("string" if type(entry.value) is bytes else entry.value.type_name.decode())
 
 
 def keys(args: list[bytes], out: ReplyBuffer) -> None:
