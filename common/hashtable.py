@@ -63,6 +63,10 @@ MAX_LOAD_FACTOR = 2
 REHASH_WORK = 4
 # RANDOMKEY's random buckets before it walks to the next non-empty one.
 RANDOM_TRIES = 100
+# fair_random_node's chain positions per bucket (longer chains are rare at
+# a load factor of 2), and its tries before it settles for random_node.
+FAIR_CHAIN = 8
+FAIR_TRIES = 200
 INITIAL_CAPACITY = 4
 
 
@@ -233,6 +237,35 @@ class HMap(Generic[N]):
                 _collect(node, chain)
                 return rng.choice(chain)
         return None  # not reached: the map holds a node somewhere
+
+    def drain(self) -> Iterator[N]:
+        """Pop every node, one at a time (a large collection dismantled on
+        chapter 14's worker, which releases the GIL between slices)."""
+        for node in list(self):
+            self.pop(node.key)
+            yield node
+
+    def fair_random_node(self, rng: random.Random | Any) -> N | None:
+        """A node picked uniformly at random (chapter 20's SRANDMEMBER,
+        SPOP and HRANDFIELD, whose draws Redis's tests check for fairness,
+        as Redis's dictGetFairRandomKey): a random bucket and a random
+        position in it up to FAIR_CHAIN; an empty position tries again, so
+        that every node has the same chance on each try. A table left
+        sparse by deletions (it never shrinks) falls back to random_node."""
+        if not self._size:
+            return None
+        tables = [self._newer] if self._older is None else [self._newer, self._older]
+        total = sum(len(table) for table in tables)
+        for _ in range(FAIR_TRIES):
+            index = rng.randrange(total)
+            node = tables[0][index] if index < len(tables[0]) else tables[1][index - len(tables[0])]
+            position = rng.randrange(FAIR_CHAIN)
+            while node is not None and position:
+                node = node.hnext
+                position -= 1
+            if node is not None:
+                return node
+        return self.random_node(rng)
 
     # --- progressive resizing --------------------------------------------------------
 
