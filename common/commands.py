@@ -35,6 +35,29 @@ NOT_AN_INTEGER = "ERR value is not an integer or out of range"
 NOT_A_FLOAT = "ERR value is not a valid float"
 
 
+def lookup_typed(db: Any, key: bytes, value_type: type, out: Any) -> Any:
+    """The value of `value_type` at `key` in a chapter's keyspace `db`
+    (its lookup_live); None if there is no key; False, after replying
+    WRONGTYPE, if the key holds another type (Redis's checkType)."""
+    entry = db.lookup_live(key)
+    if entry is None:
+        return None
+    if not isinstance(entry.value, value_type):
+        write_error(out, WRONGTYPE)
+        return False
+    return entry.value
+
+
+def delete_if_empty(db: Any, key: bytes, value: Any) -> bool:
+    """An empty collection is no key at all, as in Redis: delete it, with
+    its "del" event. True if it was deleted."""
+    if value:
+        return False
+    db.delete_entry(db.keyspace.lookup(key))
+    db.notify_keyspace_event("g", "del", key)
+    return True
+
+
 @dataclass(slots=True)
 class CommandSpec:
     """What the dispatcher and COMMAND need to know of a command, and its

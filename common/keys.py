@@ -16,12 +16,13 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from common.commands import (
     NOT_AN_INTEGER,
-    WRONGTYPE,
     CommandSpec,
+    lookup_typed,
     unknown_subcommand_message,
     write_help,
     wrong_arity_message,
@@ -221,83 +222,114 @@ class KeyCommands:
 
     def zscan(self, args: list[bytes], out: ReplyBuffer) -> None:
         """ZSCAN key cursor [MATCH pattern] [COUNT count]"""
+        self.scan_collection(args, out, ZSet, zset_scan)
+
+    def scan_collection(self, args: list[bytes], out: ReplyBuffer, value_type: type,
+                        step: Callable[[Any, int], tuple[list[tuple[bytes, ...]], int]]) -> None:  # fmt: skip
+        """ZSCAN, and chapter 20's HSCAN and SSCAN: key cursor [MATCH pattern]
+        [COUNT count], over a collection of `value_type`; `step(value,
+        cursor)` gives a step's items (each a member and what goes with it)
+        and the next cursor."""
         cursor = parse_cursor(args[1])
         if cursor is None:
             out.error("ERR invalid cursor")
             return
-        entry = self.db.lookup_live(args[0])
-        if entry is not None and not isinstance(entry.value, ZSet):
-            out.error(WRONGTYPE)
+        value = lookup_typed(self.db, args[0], value_type, out)
+        if value is False:
             return
-        if entry is None:
+        if value is None:  # before the options are read, as Redis
             out.array(2)
             out.bulk(b"0")
             out.array(0)
             return
-        self.scan_generic(entry.value, args[1], args[2:], out)
+        options = parse_scan_options(args[2:], out, allow_type=False)
+        if options is None:
+            return
+        count, pattern, _ = options
+        items, cursor = scan_steps(lambda position: step(value, position), cursor, count)
+        if pattern is not None:
+            matches = compile_glob(pattern, max((len(item[0]) for item in items), default=0))
+            items = [item for item in items if matches(item[0])]
+        out.array(2)
+        out.bulk(b"%d" % cursor)
+        out.array(sum(map(len, items)))
+        for item in items:
+            for element in item:
+                out.bulk(element)
 
-    def scan_generic(self, zset: ZSet | None, cursor_text: bytes, options: list[bytes], out: ReplyBuffer) -> None:
-        """Redis's scanGenericCommand: options, then a few buckets, then the filters."""
-        cursor = parse_cursor(cursor_text)
+    def scan(self, args: list[bytes], out: ReplyBuffer) -> None:
+        """SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: Redis's
+        scanGenericCommand: options, then a few buckets, then the filters."""
+        cursor = parse_cursor(args[0])
         if cursor is None:
             out.error("ERR invalid cursor")
             return
-        count, pattern, wanted_type = 10, None, None
-        position = 0
-        while position < len(options):
-            option = options[position].lower()
-            if option == b"count" and position + 1 < len(options):
-                count = parse_integer(options[position + 1])
-                if count is None:
-                    out.error(NOT_AN_INTEGER)
-                    return
-                if count < 1:
-                    out.error("ERR syntax error")
-                    return
-            elif option == b"match" and position + 1 < len(options):
-                pattern = options[position + 1] if options[position + 1] != b"*" else None
-            elif option == b"type" and zset is None and position + 1 < len(options):
-                wanted_type = options[position + 1].lower()
-            else:
-                out.error("ERR syntax error")
-                return
-            position += 2
-        if zset is not None and zset.encoding == "listpack":
-            # A small set has no hashtable to walk: it is returned whole, in
-            # its order, with cursor 0, as Redis returns a listpack.
-            nodes, cursor = list(zset.walk(zset.first(), len(zset))), 0
-        else:
-            table = self.db.keyspace if zset is None else zset.members
-            nodes = []
-            visits = count * EMPTY_VISITS_PER_KEY
-            while True:
-                found, cursor = table.scan(cursor)
-                nodes += found
-                visits -= 1
-                if not cursor or visits <= 0 or len(nodes) >= count:
-                    break
+        options = parse_scan_options(args[1:], out, allow_type=True)
+        if options is None:
+            return
+        count, pattern, wanted_type = options
+        nodes, cursor = scan_steps(self.db.keyspace.scan, cursor, count)
         if pattern is not None:
             matches = compile_glob(pattern, max((len(node.key) for node in nodes), default=0))
             nodes = [node for node in nodes if matches(node.key)]
-        if zset is None:
-            live = []
-            now = self.db.now_ms()
-            for node in nodes:
-                deadline = self.db.deadline_of(node.key)
-                if deadline is not None and deadline <= now:
-                    continue  # expired: not reported (the lazy or active expiry deletes it)
-                if wanted_type is not None and type_name(node.value) != wanted_type:
-                    continue
-                live.append(node)
-            nodes = live
+        live = []
+        now = self.db.now_ms()
+        for node in nodes:
+            deadline = self.db.deadline_of(node.key)
+            if deadline is not None and deadline <= now:
+                continue  # expired: not reported (the lazy or active expiry deletes it)
+            if wanted_type is not None and type_name(node.value) != wanted_type:
+                continue
+            live.append(node.key)
         out.array(2)
         out.bulk(b"%d" % cursor)
-        if zset is None:
-            out.array(len(nodes))
-            for node in nodes:
-                out.bulk(node.key)
+        out.bulk_array(live)
+
+
+def parse_scan_options(options: list[bytes], out: ReplyBuffer,
+                       allow_type: bool) -> tuple[int, bytes | None, bytes | None] | None:  # fmt: skip
+    """SCAN's options: (COUNT, MATCH pattern or None for all, TYPE or
+    None), or None after replying Redis's error."""
+    count, pattern, wanted_type = 10, None, None
+    position = 0
+    while position < len(options):
+        option = options[position].lower()
+        if option == b"count" and position + 1 < len(options):
+            count = parse_integer(options[position + 1])
+            if count is None:
+                out.error(NOT_AN_INTEGER)
+                return None
+            if count < 1:
+                out.error("ERR syntax error")
+                return None
+        elif option == b"match" and position + 1 < len(options):
+            pattern = options[position + 1] if options[position + 1] != b"*" else None
+        elif option == b"type" and allow_type and position + 1 < len(options):
+            wanted_type = options[position + 1].lower()
         else:
-            out.array(2 * len(nodes))
-            for node in nodes:
-                out.bulk(node.key)
-                out.bulk(format_double(node.score))
+            out.error("ERR syntax error")
+            return None
+        position += 2
+    return count, pattern, wanted_type
+
+
+def scan_steps(step: Callable[[int], tuple[list[Any], int]], cursor: int, count: int) -> tuple[list[Any], int]:
+    """Take steps (a bucket each) until about `count` items are found, the
+    walk is over (cursor 0), or too many empty buckets passed."""
+    items: list[Any] = []
+    visits = count * EMPTY_VISITS_PER_KEY
+    while True:
+        found, cursor = step(cursor)
+        items += found
+        visits -= 1
+        if not cursor or visits <= 0 or len(items) >= count:
+            return items, cursor
+
+
+def zset_scan(zset: ZSet, cursor: int) -> tuple[list[tuple[bytes, bytes]], int]:
+    """One step of ZSCAN: a small (listpack) set whole, with cursor 0, as
+    Redis returns a listpack; a large one a bucket of its member table at a time."""
+    if zset.encoding == "listpack":
+        return [(node.key, format_double(node.score)) for node in zset.nodes()], 0
+    nodes, cursor = zset.members.scan(cursor)
+    return [(node.key, format_double(node.score)) for node in nodes], cursor

@@ -13,13 +13,16 @@ length and its bytes, or a small integer, or LZF-compressed data.
 
 We write strings raw and sorted sets as ZSET_2 (a length, then each
 member with its score as a binary little-endian double), which every
-Redis since 4.0 reads. We read what Redis 7.0 writes, and what older
-versions wrote, for the types this project has: strings (raw, as
-integers, LZF-compressed) and sorted sets in all four encodings (ZSET with
-text scores, ZSET_2, and the compact ZIPLIST and LISTPACK forms that Redis
-uses for small sets). Any other type (lists, hashes, sets, streams,
-modules) stops the load with an error naming the key: this server cannot
-hold it, and silently dropping data is worse than not starting.
+Redis since 4.0 reads; and, from chapter 20 on, the other types as Redis
+7.0 writes them: a list as QUICKLIST_2 (one listpack per node), a small
+hash as one listpack and a large one field by field, a set of integers
+as one intset and any other set member by member. We read what Redis 7.0
+writes, and what older versions wrote, for the types this project has:
+strings (raw, as integers, LZF-compressed), sorted sets in all four
+encodings (ZSET with text scores, ZSET_2, and the compact ZIPLIST and
+LISTPACK forms), lists, hashes and sets in all of theirs. Any other type
+(streams, modules) stops the load with an error naming the key: this
+server cannot hold it, and silently dropping data is worse than not starting.
 
 The formats are summarised from Redis's rdb.h, rdb.c, listpack.c,
 ziplist.c and lzf_d.c; the code is ours.
@@ -31,7 +34,7 @@ import math
 import struct
 import time
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 RDB_VERSION = 10
 MAGIC = b"REDIS"
@@ -42,10 +45,17 @@ TYPE_ZSET = 3  # scores as text
 TYPE_ZSET_2 = 5  # scores as binary doubles
 TYPE_ZSET_ZIPLIST = 12  # a small set as one ziplist (Redis < 7)
 TYPE_ZSET_LISTPACK = 17  # a small set as one listpack (Redis 7)
-OTHER_TYPES = {
-    1: "list", 2: "set", 4: "hash", 6: "module", 7: "module", 9: "hash", 10: "list", 11: "set", 13: "hash",
-    14: "list", 15: "stream", 16: "hash", 18: "list", 19: "stream",
-}  # fmt: skip
+TYPE_LIST = 1  # a length, then each element (Redis < 3.2)
+TYPE_SET = 2  # a length, then each member
+TYPE_HASH = 4  # a length, then each field and its value
+TYPE_LIST_ZIPLIST = 10  # a short list as one ziplist (Redis < 3.2)
+TYPE_SET_INTSET = 11  # a set of integers as one intset
+TYPE_HASH_ZIPLIST = 13  # a small hash as one ziplist (Redis < 7)
+TYPE_LIST_QUICKLIST = 14  # a quicklist of ziplists (Redis 3.2 to 6)
+TYPE_HASH_LISTPACK = 16  # a small hash as one listpack (Redis 7)
+TYPE_LIST_QUICKLIST_2 = 18  # a quicklist of listpacks (Redis 7)
+QUICKLIST_NODE_PLAIN, QUICKLIST_NODE_PACKED = 1, 2  # a quicklist 2 node: one element as is, or a listpack
+OTHER_TYPES = {6: "module", 7: "module", 9: "hash (zipmap, Redis < 2.6)", 15: "stream", 19: "stream", 21: "stream"}
 OP_FUNCTION2, OP_FUNCTION, OP_MODULE_AUX = 245, 246, 247
 OP_IDLE, OP_FREQ, OP_AUX, OP_RESIZEDB = 248, 249, 250, 251
 OP_EXPIRETIME_MS, OP_EXPIRETIME, OP_SELECTDB, OP_EOF = 252, 253, 254, 255
@@ -157,6 +167,43 @@ class RdbWriter:
             if len(buffer) >= WRITE_CHUNK:
                 self._maybe_flush()
 
+    def list_quicklist(self, key: bytes, nodes: list[list[bytes]], expire_ms: int | None) -> None:
+        """A list, one listpack per quicklist node (QUICKLIST_2, Redis 7)."""
+        self._key(TYPE_LIST_QUICKLIST_2, key, expire_ms)
+        self.buffer += encode_length(len(nodes))
+        for items in nodes:
+            self.buffer += encode_length(QUICKLIST_NODE_PACKED)
+            self.buffer += encode_string(encode_listpack(items))
+            self._maybe_flush()
+
+    def hash_listpack(self, key: bytes, pairs: Iterable[tuple[bytes, bytes]], expire_ms: int | None) -> None:
+        """A small hash: field, value, field, value... in one listpack."""
+        self._key(TYPE_HASH_LISTPACK, key, expire_ms)
+        self.buffer += encode_string(encode_listpack([item for pair in pairs for item in pair]))
+        self._maybe_flush()
+
+    def hash(self, key: bytes, length: int, pairs: Iterable[tuple[bytes, bytes]], expire_ms: int | None) -> None:
+        self._key(TYPE_HASH, key, expire_ms)
+        self._strings(length, (item for pair in pairs for item in pair))
+
+    def intset(self, key: bytes, values: list[int], expire_ms: int | None) -> None:
+        self._key(TYPE_SET_INTSET, key, expire_ms)
+        self.buffer += encode_string(encode_intset(values))
+        self._maybe_flush()
+
+    def set(self, key: bytes, length: int, members: Iterable[bytes], expire_ms: int | None) -> None:
+        self._key(TYPE_SET, key, expire_ms)
+        self._strings(length, members)
+
+    def _strings(self, length: int, strings: Iterable[bytes]) -> None:
+        buffer = self.buffer
+        buffer += encode_length(length)
+        for string in strings:
+            buffer += encode_length(len(string))
+            buffer += string
+            if len(buffer) >= WRITE_CHUNK:
+                self._maybe_flush()
+
     def end(self) -> None:
         self.buffer.append(OP_EOF)
         self._flush()
@@ -185,14 +232,14 @@ class RdbWriter:
 
 
 class Record:
-    """One key read from a dump: its value is bytes (type_name b"string"),
-    or a list of (member, score) for a sorted set (b"zset")."""
+    """One key read from a dump, its value by its type_name: bytes for a
+    b"string", a list of (member, score) for a b"zset", of elements for a
+    b"list", of (field, value) for a b"hash", of members for a b"set"."""
 
     __slots__ = ("key", "value", "expire_ms", "type_name")
 
-    def __init__(self, key: bytes, value: bytes | list[tuple[bytes, float]], expire_ms: int | None) -> None:
-        self.key, self.value, self.expire_ms = key, value, expire_ms
-        self.type_name = b"string" if isinstance(value, bytes) else b"zset"
+    def __init__(self, key: bytes, type_name: bytes, value: bytes | list, expire_ms: int | None) -> None:
+        self.key, self.type_name, self.value, self.expire_ms = key, type_name, value, expire_ms
 
 
 class RdbReader:
@@ -262,7 +309,8 @@ class RdbReader:
                 return
             else:
                 key = self.string()
-                yield Record(key, self.value(kind, key, at), expire_ms)
+                type_name, value = self.value(kind, key, at)
+                yield Record(key, type_name, value, expire_ms)
                 expire_ms = None
 
     def check_end(self) -> None:
@@ -274,9 +322,10 @@ class RdbReader:
             if actual != expected:
                 raise self.fail(f"wrong checksum: the file says {expected:#018x}, its content gives {actual:#018x}")
 
-    def value(self, kind: int, key: bytes, at: int) -> bytes | list[tuple[bytes, float]]:
+    def value(self, kind: int, key: bytes, at: int) -> tuple[bytes, bytes | list]:
+        """A record's value, and its type's name."""
         if kind == TYPE_STRING:
-            return self.string()
+            return b"string", self.string()
         if kind == TYPE_ZSET_2 or kind == TYPE_ZSET:
             items = []
             for _ in range(self.length()):
@@ -285,31 +334,72 @@ class RdbReader:
                 if math.isnan(score):
                     raise self.fail(f"sorted set {key!r} has a NaN score")
                 items.append((member, score))
-            return self.unique(items, key)
+            return b"zset", self.unique(items, key)
         if kind == TYPE_ZSET_LISTPACK or kind == TYPE_ZSET_ZIPLIST:
-            blob, blob_at = self.string(), self.pos
-            try:
-                elements = decode_listpack(blob) if kind == TYPE_ZSET_LISTPACK else decode_ziplist(blob)
-            except (IndexError, ValueError, struct.error) as error:
-                raise self.fail(f"sorted set {key!r}: corrupt {'listpack' if kind == 17 else 'ziplist'} ({error})",
-                                blob_at) from None  # fmt: skip
-            if len(elements) % 2:
-                raise self.fail(f"sorted set {key!r}: odd number of elements", blob_at)
+            elements = self.packed(key, kind == TYPE_ZSET_LISTPACK, "sorted set")
             items = []
             for member, score in zip(elements[0::2], elements[1::2]):
-                value = float(score) if isinstance(score, int) else parse_double(score)
+                value = parse_double(score)
                 if value is None:
-                    raise self.fail(f"sorted set {key!r}: score {score!r} is not a number", blob_at)
-                items.append((member if isinstance(member, bytes) else b"%d" % member, value))
-            return self.unique(items, key)
+                    raise self.fail(f"sorted set {key!r}: score {score!r} is not a number")
+                items.append((member, value))
+            return b"zset", self.unique(items, key)
+        if kind == TYPE_LIST:
+            return b"list", [self.string() for _ in range(self.length())]
+        if kind == TYPE_LIST_ZIPLIST:
+            return b"list", self.packed(key, False, "list")
+        if kind == TYPE_LIST_QUICKLIST or kind == TYPE_LIST_QUICKLIST_2:
+            items = []
+            for _ in range(self.length()):
+                container = self.length() if kind == TYPE_LIST_QUICKLIST_2 else QUICKLIST_NODE_PACKED
+                if container == QUICKLIST_NODE_PLAIN:
+                    items.append(self.string())
+                elif container == QUICKLIST_NODE_PACKED:
+                    items += self.packed(key, kind == TYPE_LIST_QUICKLIST_2, "list")
+                else:
+                    raise self.fail(f"list {key!r}: unknown quicklist node container {container}")
+            return b"list", items
+        if kind == TYPE_SET:
+            return b"set", self.distinct([self.string() for _ in range(self.length())], key)
+        if kind == TYPE_SET_INTSET:
+            blob, blob_at = self.string(), self.pos
+            try:
+                return b"set", self.distinct([b"%d" % value for value in decode_intset(blob)], key)
+            except ValueError as error:
+                raise self.fail(f"set {key!r}: corrupt intset ({error})", blob_at) from None
+        if kind == TYPE_HASH:
+            pairs = [(self.string(), self.string()) for _ in range(self.length())]
+            return b"hash", self.unique(pairs, key)
+        if kind == TYPE_HASH_LISTPACK or kind == TYPE_HASH_ZIPLIST:
+            elements = self.packed(key, kind == TYPE_HASH_LISTPACK, "hash")
+            return b"hash", self.unique(list(zip(elements[0::2], elements[1::2])), key)
         name = OTHER_TYPES.get(kind)
         if name is None:
             raise self.fail(f"unknown record type {kind}", at)
         raise self.fail(f"key {key!r} is a {name}, a type this server does not have", at)
 
-    def unique(self, items: list[tuple[bytes, float]], key: bytes) -> list[tuple[bytes, float]]:
+    def packed(self, key: bytes, listpack: bool, type_name: str) -> list[bytes]:
+        """The elements of a listpack (or a ziplist) string, integers written
+        out as text; a sorted set's and a hash's come in pairs."""
+        blob, blob_at = self.string(), self.pos
+        try:
+            elements = decode_listpack(blob) if listpack else decode_ziplist(blob)
+        except (IndexError, ValueError, struct.error) as error:
+            raise self.fail(f"{type_name} {key!r}: corrupt {'listpack' if listpack else 'ziplist'} ({error})",
+                            blob_at) from None  # fmt: skip
+        if type_name != "list" and len(elements) % 2:
+            raise self.fail(f"{type_name} {key!r}: odd number of elements", blob_at)
+        return [element if isinstance(element, bytes) else b"%d" % element for element in elements]
+
+    def distinct(self, members: list[bytes], key: bytes) -> list[bytes]:
+        if len(set(members)) != len(members):
+            raise self.fail(f"set {key!r} has a member twice")
+        return members
+
+    def unique(self, items: list[tuple[bytes, Any]], key: bytes) -> list[tuple[bytes, Any]]:
+        """Pairs whose first halves (members, fields) must be distinct."""
         if len({member for member, _ in items}) != len(items):
-            raise self.fail(f"sorted set {key!r} has a member twice")
+            raise self.fail(f"key {key!r} has a member or field twice")
         return items
 
     def length(self) -> int:
@@ -483,3 +573,58 @@ def decode_ziplist(blob: bytes) -> list[bytes | int]:
         elements.append(blob[position : position + length])
         position += length
     return elements
+
+
+# --- the packed encodings, written -------------------------------------------------
+
+
+def encode_listpack(elements: list[bytes]) -> bytes:
+    """A listpack of `elements`, each as a string entry: an encoding byte
+    (or two, or five) that holds its length, its bytes, and the entry's
+    length again, backwards (listpack.c's back-length), so that the pack
+    can be walked from either end. Redis would write an element that
+    reads as an integer as one; a string entry reads back the same."""
+    body = bytearray()
+    for element in elements:
+        length = len(element)
+        if length < 64:
+            header = bytes((0x80 | length,))
+        elif length < 4096:
+            header = bytes((0xE0 | length >> 8, length & 0xFF))
+        else:
+            header = b"\xf0" + length.to_bytes(4, "little")
+        body += header
+        body += element
+        body += encode_back_length(len(header) + length)
+    count = min(len(elements), 0xFFFF)  # 65535: "count them", as listpack.c
+    return (6 + len(body) + 1).to_bytes(4, "little") + count.to_bytes(2, "little") + bytes(body) + b"\xff"
+
+
+def encode_back_length(length: int) -> bytes:
+    """7 bits per byte, most significant first; every byte but the first
+    has its high bit set, which tells a reader going backwards to go on.
+    As many bytes as listpack.c gives each length (its thresholds are one
+    short of the powers of 128: 16,383 takes three bytes)."""
+    size = 1 if length <= 127 else 2 if length < 16383 else 3 if length < 2097151 else 4 if length < 268435455 else 5
+    return bytes([length >> 7 * (size - 1)] + [(length >> 7 * shift) & 0x7F | 0x80 for shift in range(size - 2, -1, -1)])
+
+
+def encode_intset(values: list[int]) -> bytes:
+    """An intset: the width of its integers (2, 4 or 8 bytes, the least
+    that holds them all), their count, then the integers, sorted, little-endian."""
+    low, high = (min(values), max(values)) if values else (0, 0)
+    width = 2 if -(2**15) <= low and high < 2**15 else 4 if -(2**31) <= low and high < 2**31 else 8
+    return struct.pack("<II", width, len(values)) + b"".join(value.to_bytes(width, "little", signed=True)
+                                                             for value in values)  # fmt: skip
+
+
+def decode_intset(blob: bytes) -> list[int]:
+    if len(blob) < 8:
+        raise ValueError("shorter than its header")
+    width, count = struct.unpack("<II", blob[:8])
+    if width not in (2, 4, 8) or len(blob) != 8 + width * count:
+        raise ValueError(f"width {width} and count {count} do not match its {len(blob)} bytes")
+    values = [int.from_bytes(blob[start : start + width], "little", signed=True) for start in range(8, len(blob), width)]
+    if any(left >= right for left, right in zip(values, values[1:])):
+        raise ValueError("not sorted, or a member twice")
+    return values

@@ -488,15 +488,17 @@ def lex_range_ends(zset: ZSet, low: LexBound, high: LexBound) -> tuple[ZNode | N
     return first, last
 
 
-def parse_mpop(args: list[bytes], out: ReplyBuffer) -> tuple[list[bytes], bool, int] | None:
+def parse_mpop(args: list[bytes], out: ReplyBuffer, sides: tuple[bytes, bytes] = (b"min", b"max"),
+               ) -> tuple[list[bytes], bool, int] | None:  # fmt: skip
     """ZMPOP's (and BZMPOP's) numkeys key [key ...] MIN|MAX [COUNT count]:
-    (keys, highest, count), or None after replying Redis's error."""
+    (keys, highest, count), or None after replying Redis's error. Chapter
+    20's LMPOP has the same shape, with other `sides` (the second: True)."""
     numkeys = parse_integer(args[0])
     if numkeys is None or not 1 <= numkeys <= LONG_MAX:
         out.error("ERR numkeys should be greater than 0")
         return None
     where = numkeys + 1
-    if where >= len(args) or args[where].lower() not in (b"min", b"max"):
+    if where >= len(args) or args[where].lower() not in sides:
         out.error("ERR syntax error")
         return None
     count = None
@@ -511,7 +513,7 @@ def parse_mpop(args: list[bytes], out: ReplyBuffer) -> tuple[list[bytes], bool, 
         else:
             out.error("ERR syntax error")
             return None
-    return args[1:where], args[where].lower() == b"max", count or 1
+    return args[1:where], args[where].lower() == sides[1], count or 1
 
 
 def keys_after_numkeys(position: int) -> Callable[[list[bytes]], list[bytes]]:
@@ -530,6 +532,9 @@ class MoreSortedSetCommands:
 
     def __init__(self, sets: SortedSetCommands) -> None:
         self.sets = sets
+        # Other types ZUNION, ZINTER, ZDIFF and their kin read as sorted
+        # sets: type -> what reads one so (a server with sets adds them).
+        self.other_sources: dict[type, Callable[[Any], Any]] = {}
 
     def specs(self) -> dict[bytes, CommandSpec]:
         return {
@@ -873,6 +878,11 @@ class MoreSortedSetCommands:
             return
         sources: list[ZSet | None] = []
         for key in args[1 : 1 + numkeys]:
+            entry = self.sets.lookup(key)
+            read_as_zset = self.other_sources.get(type(entry.value)) if entry is not None else None
+            if read_as_zset is not None:
+                sources.append(read_as_zset(entry.value))
+                continue
             zset = self.sets.lookup_zset(key, out)
             if zset is False:
                 return

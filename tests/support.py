@@ -389,12 +389,20 @@ def assert_loads(server: ServerProcess, directory: Path, expected: dict[bytes, t
 
 
 def state(client: redis.Redis) -> dict[bytes, tuple]:
-    """Every key: its type, value (members with scores) and absolute expiry."""
+    """Every key: its type, value (a list's elements in order, a hash's
+    fields and a set's members sorted, a sorted set's members with scores)
+    and absolute expiry."""
     result = {}
     for name in client.keys(b"*"):
         kind = client.type(name)
         if kind == b"string":
             value = client.get(name)
+        elif kind == b"list":
+            value = tuple(client.lrange(name, 0, -1))
+        elif kind == b"hash":
+            value = tuple(sorted(client.hgetall(name).items()))
+        elif kind == b"set":
+            value = tuple(sorted(client.smembers(name)))
         else:
             value = tuple(client.zrange(name, 0, -1, withscores=True))
         result[name] = (kind, value, client.pexpiretime(name))
@@ -442,3 +450,45 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def parse_reply(data: bytes) -> Any:
+    """One RESP2 or RESP3 reply, as Python values (an error as the
+    exception object, a map as a list of pairs): what a test compares when
+    the order of a reply's elements is the server's own (SMEMBERS)."""
+    value, end = _parse_at(data, 0)
+    assert end == len(data), f"trailing bytes after a reply: {data[end:]!r}"
+    return value
+
+
+def _parse_at(data: bytes, position: int) -> tuple[Any, int]:
+    line_end = data.index(b"\r\n", position)
+    kind, line, position = data[position : position + 1], data[position + 1 : line_end], line_end + 2
+    if kind in (b"+", b","):
+        return line, position
+    if kind == b"-":
+        return ReplyError(line.decode()), position
+    if kind == b":":
+        return int(line), position
+    if kind == b"#":
+        return line == b"t", position
+    if kind == b"_" or (kind in (b"$", b"*") and line == b"-1"):
+        return None, position
+    if kind == b"$":
+        length = int(line)
+        return data[position : position + length], position + length + 2
+    items = []
+    for _ in range(int(line) * (2 if kind == b"%" else 1)):
+        item, position = _parse_at(data, position)
+        items.append(item)
+    if kind == b"%":
+        return list(zip(items[0::2], items[1::2])), position
+    return items, position
+
+
+class ReplyError(Exception):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReplyError) and str(other) == str(self)
+
+    def __hash__(self) -> int:
+        return hash(str(self))

@@ -169,15 +169,15 @@ SCRIPT = [
 ]  # fmt: skip
 
 
-def keyspace_events(server_process) -> list[bytes]:
-    """The events a subscriber to every channel hears while SCRIPT runs,
+def keyspace_events(server_process, script: list[tuple[str, ...]] | None = None) -> list[bytes]:
+    """The events a subscriber to every channel hears while `script` (SCRIPT) runs,
     then while one key expires in the background and another on access."""
     with server_process.connect() as client, server_process.connect() as subscriber:
         client.command("FLUSHALL")
         assert client.command("CONFIG", "SET", "notify-keyspace-events", "KEAn") == b"+OK\r\n"
         try:
             subscriber.command("PSUBSCRIBE", "*")
-            for command in SCRIPT:
+            for command in script or SCRIPT:
                 client.command(*command)
             time.sleep(0.3)  # "soon" expires: the active expiry deletes it
             client.command("SET", "lazy", "1", "PX", "1")

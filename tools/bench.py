@@ -19,6 +19,11 @@ and RSS per million keys after --keys SETs of distinct keys, on a fresh
 server. Only ratios within one run mean anything: the machine is shared
 and noisy.
 
+Chapter 20 on, and Redis, also get redis-benchmark's own tests of lists,
+sets and hashes (LPUSH, LPOP, SADD, HSET, LRANGE_100) and the RSS of a
+million list elements, hash fields and set members (chapter 20's
+memory_bench.py), in two more tables.
+
     make bench                      # every chapter from 04
     make bench CHAPTERS=14          # one chapter (and the two yardsticks)
     .venv/bin/python tools/bench.py --chapters 7-9 --requests 50000
@@ -36,16 +41,20 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rich.table import Table  # noqa: E402
 
+from common.chapters import load_chapter_module  # noqa: E402
 from tests.support import ServerProcess, discover_chapters, server_command  # noqa: E402
 from tools.report import wide_console  # noqa: E402
 
 FIRST_KV_CHAPTER = 7
+FIRST_TYPES_CHAPTER = 20  # lists, hashes and sets: their tests run on it, its successors and Redis
+TYPE_TESTS = "lpush,lpop,sadd,hset,lrange_100"  # redis-benchmark's own tests of those types
 FIRST_PERSISTENT_CHAPTER = 16
 ONE_CLIENT_CHAPTERS = {4}
 CLIENTS = 50
@@ -63,6 +72,9 @@ class Target:
     rps: dict[tuple[str, int], float] = field(default_factory=dict)  # (test, pipeline) -> requests/s
     latency: dict[str, float] = field(default_factory=dict)  # GET -P 16: p50, p99, max in ms
     rss_per_million: float | None = None  # bytes
+    types: bool = False  # has lists, hashes and sets
+    type_rps: dict[tuple[str, int], float] = field(default_factory=dict)  # (test, pipeline) -> requests/s
+    type_rss: dict[str, float] = field(default_factory=dict)  # load -> bytes per million elements
 
 
 def run_benchmark(port: int, tests: str, clients: int, pipeline: int, requests: int, keys: int = 0) -> list[list[str]]:
@@ -112,6 +124,16 @@ def measure_round(target: Target, server: ServerProcess, requests: int) -> None:
                 target.latency = {"p50": float(row[4]), "p99": float(row[6]), "max": float(row[7])}
 
 
+def measure_types_round(target: Target, server: ServerProcess, requests: int) -> None:
+    """One round of redis-benchmark's list, set and hash tests; keep each one's best."""
+    for pipeline in PIPELINES:
+        for row in run_benchmark(server.port, TYPE_TESTS, target.clients, pipeline, requests * pipeline, RANDOM_KEYS):
+            name = row[0].split(" (")[0]
+            if "needed to benchmark" in row[0]:
+                continue
+            target.type_rps[(name, pipeline)] = max(float(row[1]), target.type_rps.get((name, pipeline), 0.0))
+
+
 def measure_memory(target: Target, server: ServerProcess, keys: int) -> None:
     before = server.memory()
     load_keys(server.port, keys)
@@ -142,8 +164,10 @@ def main() -> None:
         name = f"chapter {number:02d}" + (" (1 client)" if one_client else "")
         # Persistence off, as for real Redis below: a BGSAVE in the middle of a test would measure the fork.
         command = server_command(path) + (["--save", ""] if number >= FIRST_PERSISTENT_CHAPTER else [])
-        targets.append(Target(name, command, number >= FIRST_KV_CHAPTER, 1 if one_client else CLIENTS))
-    targets.append(Target(REDIS, ["redis-server", "--save", "", "--appendonly", "no"]))
+        targets.append(Target(name, command, number >= FIRST_KV_CHAPTER, 1 if one_client else CLIENTS,
+                              types=number >= FIRST_TYPES_CHAPTER))  # fmt: skip
+    targets.append(Target(REDIS, ["redis-server", "--save", "", "--appendonly", "no"], types=True))
+    with_types = [target for target in targets if target.types] if any(t.types for t in targets[1:-1]) else []
 
     console = wide_console(150)
     servers = {target.name: ServerProcess(target.command, own_server=False) for target in targets}
@@ -152,6 +176,8 @@ def main() -> None:
             for target in targets:
                 console.print(f"[dim]round {number}/{options.rounds}: {target.name} ...[/dim]")
                 measure_round(target, servers[target.name], options.requests)
+                if target in with_types:
+                    measure_types_round(target, servers[target.name], options.requests)
         for target in targets:
             servers.pop(target.name).stop()
         # Memory on a fresh server each: after the rounds a keyspace holds their
@@ -163,6 +189,12 @@ def main() -> None:
                 servers[target.name] = ServerProcess(target.command, own_server=False)
                 measure_memory(target, servers[target.name], options.keys)
                 servers.pop(target.name).stop()
+        if with_types and options.keys:  # a million list elements, hash fields, set members (chapter 20's loads)
+            memory_bench = load_chapter_module(FIRST_TYPES_CHAPTER, "memory_bench")
+            for target in with_types:
+                for load in memory_bench.loads(options.keys):
+                    console.print(f"[dim]memory: {target.name}, {load} ...[/dim]")
+                    target.type_rss[load] = memory_bench.measure_command(target.command, load, options.keys)
     finally:
         for server in servers.values():
             server.stop()
@@ -196,7 +228,30 @@ def main() -> None:
         cells.append(rss_cell)
         table.add_row(target.name, *cells)
     console.print(table)
+    if with_types:
+        print_types_table(console, with_types, options.keys)
 
+
+def print_types_table(console: Any, targets: list[Target], elements: int) -> None:
+    """Lists, hashes and sets: requests per second next to Redis's, then RSS per million elements."""
+    redis_ = targets[-1]
+    table = Table(title=f"lists, hashes and sets (redis-benchmark, {CLIENTS} clients): figure, then x Redis, same run")
+    table.add_column("server", no_wrap=True)
+    columns = [(test, pipeline) for pipeline in PIPELINES for test in ("LPUSH", "LPOP", "SADD", "HSET", "LRANGE_100")]
+    for test, pipeline in columns:
+        table.add_column(f"{test}\n-P {pipeline}", justify="right", no_wrap=True)
+    for target in targets:
+        table.add_row(target.name, *[f"{target.type_rps[column]:,.0f}\n{ratio(target.type_rps[column], redis_.type_rps.get(column))}"
+                                     if column in target.type_rps else "-" for column in columns])  # fmt: skip
+    console.print(table)
+    memory = Table(title=f"RSS per million elements ({elements:,} written; chapter 20's memory_bench.py): x Redis")
+    memory.add_column("load", no_wrap=True)
+    for target in targets:
+        memory.add_column(target.name, justify="right", no_wrap=True)
+    for load in redis_.type_rss:
+        memory.add_row(load, *[f"{target.type_rss[load] / 2**20:.0f} MB ({ratio(target.type_rss[load], redis_.type_rss[load])})"
+                               if load in target.type_rss else "-" for target in targets])  # fmt: skip
+    console.print(memory)
 
 if __name__ == "__main__":
     main()

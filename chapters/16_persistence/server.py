@@ -44,6 +44,7 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # Chapter folders are not packages: put the repository root on the path so
@@ -108,10 +109,17 @@ def after_write(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuf
     append_only.log_command(name, args)
 
 
+# Who else hears of a change made outside any command, as the command
+# that replays it (a server with WATCH touches its keys).
+propagate_listeners: list[Callable[[list[bytes]], None]] = []
+
+
 def propagate(command: list[bytes]) -> None:
     """A change made outside any command (a blocked client served once
     the command that fed it is over): counted and logged as `command`, a
     unit of its own."""
+    for listener in propagate_listeners:
+        listener(command)
     if append_only.loading:
         return
     snapshots.note_change(command[0].lower())

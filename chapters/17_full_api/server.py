@@ -43,6 +43,7 @@ import math
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -120,15 +121,18 @@ MORE_SORTED_SETS = MoreSortedSetCommands(chapter14.SORTED_SETS)
 
 
 class Blocked(HeapItem):
-    """A parked client: what it waits for and until when (time.monotonic();
-    inf: no timeout). An item of the `timeouts` heap."""
+    """A parked client: the keys it waits on, the type of value that can
+    serve it, how to serve it (a pop, with its options) and until when
+    (time.monotonic(); inf: no timeout). An item of the `timeouts` heap.
+    Chapter 17 parks clients for sorted sets; a server with more types
+    parks them for its own (Redis's blocked.c, one btype per type)."""
 
-    __slots__ = ("conn", "keys", "highest", "count", "multi")
+    __slots__ = ("conn", "keys", "value_type", "serve")
 
-    def __init__(self, conn: Any, keys: list[bytes], highest: bool, count: int | None, multi: bool,
+    def __init__(self, conn: Any, keys: list[bytes], value_type: type, serve: Callable[[bytes, ReplyBuffer], None],
                  deadline: float) -> None:  # fmt: skip
         super().__init__(deadline)
-        self.conn, self.keys, self.highest, self.count, self.multi = conn, keys, highest, count, multi
+        self.conn, self.keys, self.value_type, self.serve = conn, keys, value_type, serve
 
 
 waiting: dict[bytes, deque[Blocked]] = {}  # key -> the clients parked on it, in arrival order
@@ -185,11 +189,18 @@ def pop_or_block(keys: list[bytes], timeout_text: bytes, out: ReplyBuffer, highe
         if zset:
             pop(key, out, highest, count, multi, woken=False)
             return
-    conn = chapter14.current_client
-    if conn.deny_blocking:  # not allowed to wait (inside a transaction): as if the timeout had passed
+    if chapter14.current_client.deny_blocking:  # may not wait (inside a transaction): as if timed out
         out.null_array()
         return
-    record = Blocked(conn, list(dict.fromkeys(keys)), highest, count, multi,
+    park(keys, timeout, ZSet, lambda key, reply: pop(key, reply, highest, count, multi, woken=True))
+
+
+def park(keys: list[bytes], timeout: float, value_type: type, serve: Callable[[bytes, ReplyBuffer], None]) -> None:
+    """Park the current client on `keys` for `timeout` seconds (0: for
+    ever), until one holds a `value_type`: then `serve(key, reply)` pops
+    from it for the client (Redis's blockForKeys)."""
+    conn = chapter14.current_client
+    record = Blocked(conn, list(dict.fromkeys(keys)), value_type, serve,
                      time.monotonic() + timeout if timeout else math.inf)  # fmt: skip
     conn.blocked = True
     for key in record.keys:
@@ -218,8 +229,14 @@ def signal_keys_as_ready(name: bytes, spec: CommandSpec, args: list[bytes], out:
     if not waiting or len(out) == reply_start:
         return
     for key in spec.keys(args):
-        if key in waiting:
-            ready_keys[key] = None
+        signal_key_as_ready(key)
+
+
+def signal_key_as_ready(key: bytes) -> None:
+    """Note that `key` may now serve the clients parked on it, if any (a
+    write did it, or a blocked client served, which pushed to it)."""
+    if key in waiting:
+        ready_keys[key] = None
 
 
 def serve_clients_blocked_on_keys() -> None:
@@ -232,15 +249,15 @@ def serve_clients_blocked_on_keys() -> None:
         del ready_keys[key]
         queue = waiting.get(key)
         while queue:
-            entry = chapter14.lookup_live(key)
-            if entry is None or not isinstance(entry.value, ZSet):
-                break  # no sorted set there (a SET, a DEL): they wait on
             record = queue[0]
+            entry = chapter14.lookup_live(key)
+            if entry is None or not isinstance(entry.value, record.value_type):
+                break  # nothing there it can take (a SET, a DEL): they wait on
             unpark(record)
             if record.conn.sock.fileno() == -1:
                 continue  # gone while parked
             record.conn.blocked = False
-            pop(key, record.conn.outgoing, record.highest, record.count, record.multi, woken=True)
+            record.serve(key, record.conn.outgoing)
             woken.append(record.conn)
 
 

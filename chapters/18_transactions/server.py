@@ -320,6 +320,17 @@ def touch_watched_keys(name: bytes, spec: CommandSpec, args: list[bytes], out: R
             touch(watchers)
 
 
+def touch_propagated(command: list[bytes]) -> None:
+    """A change made outside any command (a blocked client served: chapter
+    16's propagate) touches the watchers of the keys its command names."""
+    spec = COMMANDS.commands.get(command[0].lower()) if watched_keys else None
+    if spec is not None:
+        for key in spec.keys(command[1:]):
+            watchers = watched_keys.get(key)
+            if watchers:
+                touch(watchers)
+
+
 def watched_key_expired(state: Transaction) -> bool:
     """A watched key that was there at WATCH and has expired since: it
     changed, whether or not it is deleted yet (Redis's isWatchedKeyExpired,
@@ -366,6 +377,7 @@ def add_commands() -> None:
     COMMANDS.before_call.append(queue_command)
     COMMANDS.on_reject.append(abort_on_refusal)
     COMMANDS.after_write.append(touch_watched_keys)
+    chapter16.propagate_listeners.append(touch_propagated)
     chapter14.close_tasks.append(forget_client)
 
 
