@@ -448,6 +448,8 @@ def fill_every_type(client) -> None:
     client.zadd("zset", {"a": 1, "b": 2.5})
     client.rpush("short list", "a", "b", "1", "")
     client.rpush("long list", *[b"element %d" % number for number in range(3000)])  # several nodes
+    # Entries whose listpack back-lengths take 2 and 3 bytes (entries of 128 and 16,383 bytes and more).
+    client.rpush("long elements", b"x" * 200, b"y" * 4090, b"z" * 16_378, b"w" * 20_000)
     client.hset("small hash", mapping={"f1": "v1", "f2": "2"})
     client.hset("large hash", mapping={b"field %d" % number: b"x" * (number % 90) for number in range(300)})
     client.sadd("intset", 1, -2, 70000, 2**40)
@@ -460,7 +462,7 @@ def fill_every_type(client) -> None:
 @pytest.mark.readme("Persistence")
 def test_real_redis_loads_our_dump_of_every_type(server, tmp_path):
     saved = saved_by(server, tmp_path, fill_every_type)
-    assert len(saved) == 10
+    assert len(saved) == 11
     assert_real_redis_loads(tmp_path, saved)
 
 
