@@ -260,8 +260,8 @@ def value_size(value: Any, samples: int) -> int:
                                                 + sys.getsizeof(node.sizes) for node in value.nodes)  # fmt: skip
     if isinstance(value, Hash):
         items = ((field, item) for field, item in value.items())
-        flat = value.flat_fields is not None
-        containers = sys.getsizeof(value.flat_fields) + sys.getsizeof(value.flat_values) if flat else 0
+        flat = value.flat is not None
+        containers = sys.getsizeof(value.flat) + 2 * sys.getsizeof(value.sizes) if flat else 0
     elif isinstance(value, RedisSet):
         if value.ints is not None:
             return sys.getsizeof(value.ints)
