@@ -28,6 +28,7 @@ from tests.support import (
     saved_by,
     state,
 )
+from tests.test_persistence import wait_for
 from tests.test_pubsub import keyspace_events
 
 pytestmark = pytest.mark.since(20)
@@ -505,4 +506,19 @@ def test_the_aof_logs_pops_as_redis_does(server, tmp_path):
     with restarted.redis() as client:
         assert state(client) == before
         assert not popped & client.smembers("s")
+        client.hset("h", mapping={"a": "1", "b": "2"})
+        client.hincrbyfloat("h", "b", "0.5")
+        client.lpush("l2", "x", "y")
+        client.linsert("l2", "BEFORE", "x", "w")
+        client.sadd("t", "1", "a")
+        client.smove("t", "u", "a")
+        client.sinterstore("v", "s", "t")
+        assert client.bgrewriteaof()  # the base becomes a snapshot holding every type
+        wait_for(lambda: client.info("persistence")["aof_rewrite_in_progress"] == 0)
+        client.rpush("l2", "after the rewrite")
+        after = state(client)
     restarted.stop()
+    theirs = real_redis_on(tmp_path, "--appendonly", "yes")  # real Redis reads the same files
+    with theirs.redis() as client:
+        assert state(client) == after
+    theirs.stop()
