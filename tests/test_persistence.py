@@ -76,6 +76,23 @@ def test_we_read_real_redis_snapshot(server, tmp_path):
     assert_loads(server, tmp_path, expected)
 
 
+@pytest.mark.until(19)
+def test_a_dump_with_a_type_this_server_lacks_stops_it_naming_the_key(server, tmp_path):
+    """A list in real Redis's dump: chapters before 20 have no lists, and
+    refuse to start rather than start without it."""
+    theirs = real_redis_on(tmp_path)
+    with theirs.redis() as client:
+        client.set("fine", "v")
+        client.rpush("mylist", "a")
+        assert client.save()
+    theirs.stop()
+    with pytest.raises(RuntimeError) as failure:
+        launch(server, tmp_path, *NO_RULES)
+    message = " ".join(str(failure.value).split())  # the log wraps long lines
+    assert "key b'mylist' is a list, a type this server does not have" in message
+    assert "Traceback" not in message
+
+
 def test_bgsave_snapshots_while_serving_and_a_restart_loads_it(server, tmp_path):
     ours = launch(server, tmp_path, *NO_RULES)
     with ours.redis() as client:

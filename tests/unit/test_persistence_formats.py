@@ -71,9 +71,9 @@ def test_a_truncated_dump_is_an_error_not_fewer_keys(cut):
 
 
 def test_a_type_we_do_not_have_names_the_key():
-    blob = bytearray(dump({b"mylist": (b"x", None)}))
-    blob[blob.index(b"\x06mylist") - 1] = 14  # say it is a list (quicklist)
-    with pytest.raises(RdbError, match="'mylist' is a list"):
+    blob = bytearray(dump({b"mystream": (b"x", None)}))
+    blob[blob.index(b"\x08mystream") - 1] = 19  # say it is a stream (listpacks, Redis 7)
+    with pytest.raises(RdbError, match="'mystream' is a stream"):
         RdbReader(bytes(blob), verify_checksum=False).records().__next__()
 
 
