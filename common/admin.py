@@ -52,6 +52,11 @@ class ServerAdmin:
         self.count_expires = expires or (lambda: 0)
         self.config = Config()
         self.extra_info: dict[str, list[Callable[[], dict[str, object]]]] = {}  # section -> more fields
+        # Sections a server built on this one adds: name -> its fields, shown
+        # by default (in `default_sections`' order) or only when asked for.
+        self.default_sections = list(DEFAULT_SECTIONS)
+        self.all_sections = list(ALL_SECTIONS)
+        self.more_sections: dict[str, Callable[[], dict[str, object]]] = {}
         self.started = time.time()
         self.run_id = secrets.token_hex(20)
         self.acceptor: Acceptor | None = None
@@ -164,17 +169,24 @@ class ServerAdmin:
         wanted: list[str] = []
         for arg in args or [b"default"]:
             name = arg.lower().decode(errors="replace")
-            names = {"default": DEFAULT_SECTIONS, "all": ALL_SECTIONS, "everything": ALL_SECTIONS}.get(name, (name,))
+            every = self.all_sections
+            names = {"default": self.default_sections, "all": every, "everything": every}.get(name, (name,))
             wanted += [section for section in names if section not in wanted]
         # Each section ends with CRLF, and a blank line separates them, as in Redis.
-        data = "\r\n".join(self.section(name) for name in ALL_SECTIONS if name in wanted).encode()
+        data = "\r\n".join(self.section(name) for name in self.all_sections if name in wanted).encode()
         if getattr(out, "protocol", 2) == 3:
             out += b"=%d\r\ntxt:%s\r\n" % (len(data) + 4, data)  # a verbatim string, as Redis 7
         else:
             write_bulk(out, data)
 
+    def add_section(self, name: str, fields: Callable[[], dict[str, object]], after: str) -> None:
+        """A section a server adds to INFO's default ones, after `after` (Redis's order)."""
+        self.more_sections[name] = fields
+        for sections in (self.default_sections, self.all_sections):
+            sections.insert(sections.index(after) + 1, name)
+
     def section(self, name: str) -> str:
-        fields = getattr(self, "info_" + name)()
+        fields = self.more_sections[name]() if name in self.more_sections else getattr(self, "info_" + name)()
         for more in self.extra_info.get(name, []):
             fields.update(more())
         title = "CPU" if name == "cpu" else name.capitalize()  # Redis's spelling: tools split INFO by it

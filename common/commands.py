@@ -139,6 +139,8 @@ class CommandTable:
         self.after_write: list[Callable[[bytes, CommandSpec, list[bytes], Any, int], None]] = []
         self.after_command: list[Callable[[], None]] = []
         self.nesting = 0  # calls under way: 1 inside a command, 2 inside one EXEC runs
+        self.last_call_ns = 0  # how long the command that just ran took
+        self.request_name = b""  # the name of the request being processed, as the client wrote it
         # (name, reply buffer, where the error starts in it), when a command is
         # refused before it runs: unknown, a wrong number of arguments, or a check's error.
         self.on_reject: list[Callable[[bytes, Any, int], None]] = []
@@ -157,6 +159,7 @@ class CommandTable:
         caller closes the connection once the reply is sent, and executes
         nothing the client sent after it.
         """
+        self.request_name = request[0]  # as the client wrote it (a monitor shows it so)
         name = request[0].lower()
         spec = self.commands.get(name)
         if spec is None:
@@ -204,7 +207,8 @@ class CommandTable:
             spec.function(args, out)
         finally:
             self.nesting -= 1
-        spec.nanoseconds += perf_counter_ns() - started
+        self.last_call_ns = perf_counter_ns() - started  # the after_call listeners may read it (a slow log)
+        spec.nanoseconds += self.last_call_ns
         spec.calls += 1
         failed = len(out) > reply_start and out[reply_start] == ERROR_MARK
         if failed:

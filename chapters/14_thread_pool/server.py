@@ -683,6 +683,8 @@ cron_tasks: list[Callable[[], None]] = []
 timers: list[Callable[[], int | None]] = []
 # When a client is closed (Redis's freeClient()): what is kept per client is let go.
 close_tasks: list[Callable[[Connection], None]] = []
+# Run once for every new connection (Redis's createClient).
+accept_tasks: list[Callable[[Connection], None]] = []
 
 
 def accept_clients(acceptor: Acceptor, poller: Poller, clients: dict[int, Connection]) -> None:
@@ -697,6 +699,8 @@ def accept_clients(acceptor: Acceptor, poller: Poller, clients: dict[int, Connec
         idle_connections.push_back(conn)
         clients[sock.fileno()] = conn
         poller.register(sock, conn.polled_events)
+        for task in accept_tasks:
+            task(conn)
         log.debug("connection from %s:%d", *address[:2])
 
 
