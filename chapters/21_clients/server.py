@@ -1,0 +1,921 @@
+"""Chapter 21 (beyond the book): the server's view of its clients.
+
+What an operator types first into redis-cli against a server they did not
+write is CLIENT LIST; what they reach for next, when something is slow,
+is SLOWLOG and MONITOR. Every chapter so far kept a connection's state in
+the objects that serve it (chapter 14's Connection, chapter 18's
+transaction, chapter 19's subscriptions); this chapter gathers what each
+says about its client, as Redis's `client` struct does, and reports it.
+
+* A `Client` per connection, made when it connects (chapter 14's
+  accept_tasks, Redis's createClient) and dropped when it closes: its id,
+  addresses, age, idle time, name, last command.
+* CLIENT LIST and INFO print Redis 7.0's line for each client, every
+  field in its order, read from the chapters that hold it (`client_line`);
+  CLIENT ID, SETNAME, GETNAME, KILL (by address, id, type, user, age),
+  REPLY ON|OFF|SKIP, PAUSE and UNPAUSE, UNBLOCK, NO-EVICT.
+* MONITOR: every command any client runs, as it runs, to the clients
+  that asked (`feed_monitors`, after each call, as Redis's call() does).
+* SLOWLOG: the commands that took longer than `slowlog-log-slower-than`
+  microseconds, the last `slowlog-max-len` of them.
+* COMMAND GETKEYS and LIST, from the key positions chapter 14's table
+  already has.
+
+Everything else is chapter 20's server, imported unchanged; what this
+chapter adds registers into the seams of the chapters before: a check
+before every command (its client's last command, a pause), a listener
+after it (reply modes, the monitors, the slow log), the client's arrival
+and departure, RESET.
+
+    make run-chapter 21
+    redis-cli CLIENT SETNAME me
+    redis-cli CLIENT LIST
+    redis-cli MONITOR                  # in another terminal, then run commands
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Chapter folders are not packages: put the repository root on the path so
+# `common` imports when this file is run as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.chapters import load_chapter, load_chapter_module  # noqa: E402
+from common.commands import (  # noqa: E402
+    CommandSpec,
+    client as client_setinfo,
+    unknown_subcommand_message,
+    write_help,
+    wrong_arity_message,
+)
+from common.net import parse_options  # noqa: E402
+from common.resp import parse_integer  # noqa: E402
+from common.resp3 import ReplyBuffer, hello  # noqa: E402
+
+chapter20 = load_chapter(20)  # the server this chapter extends: every type, and everything before
+chapter19 = chapter20.chapter19  # subscriptions (sub, psub, ssub; the pubsub type)
+chapter18 = chapter19.chapter18  # transactions (multi, multi-mem; RESET)
+chapter17 = chapter20.chapter17  # blocked clients (CLIENT UNBLOCK)
+chapter16 = chapter20.chapter16  # start-up
+chapter14 = chapter20.chapter14  # the connections, the command table
+COMMANDS = chapter14.COMMANDS
+access = load_chapter_module(21, "access")  # the default user's password, protected mode
+
+# Commands with subcommands: a client's last command is named "client|list", as Redis names it.
+CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl", b"script",
+              b"function", b"xinfo", b"xgroup", b"cluster", b"module", b"latency"}  # fmt: skip
+CLIENT_TYPES = ("normal", "master", "replica", "slave", "pubsub")
+# What a Connection costs beyond its buffers (the objects that serve it), for tot-mem.
+CLIENT_OVERHEAD = 1500
+
+
+# --- who is connected -----------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class Client:
+    """What the server knows of one connection (Redis's client struct, the
+    parts no other chapter keeps)."""
+
+    conn: Any  # chapter 14's Connection
+    address: str  # the peer's ip:port
+    local_address: str  # ours
+    fd: int
+    created: float  # time.time()
+    last_interaction: float
+    name: bytes = b""
+    last_command: str = "NULL"
+    argv_memory: int = 0  # the bytes of the command it runs now
+    reply: str = "on"  # CLIENT REPLY: on, off, skip-next, skip (this command's reply)
+    no_evict: bool = False
+    output_peak: int = 0  # the most output it had waiting, after a command
+    authenticated: bool = True  # as the default user (access.py)
+
+
+clients: dict[Any, Client] = {}  # connection -> its Client, in the order they came (Redis's server.clients)
+
+
+def client_connected(conn: Any) -> None:
+    """A new connection (chapter 14's accept_tasks). Protected mode may
+    refuse it at once, with Redis's explanation."""
+    now = time.time()
+    peer = conn.sock.getpeername()
+    clients[conn] = Client(conn, address_text(peer), address_text(conn.sock.getsockname()), conn.sock.fileno(), now,
+                           now, authenticated=not access.default_user.needs_password())  # fmt: skip
+    if access.refused_as_unprotected(peer[0]):
+        conn.outgoing.error(access.DENIED)
+        conn.closing = True  # once the explanation is sent; nothing it sends is run
+        chapter14.clients_pending_write[id(conn)] = conn
+
+
+def client_closed(conn: Any) -> None:
+    """A connection closed (chapter 14's close_tasks)."""
+    clients.pop(conn, None)
+    monitors.pop(conn, None)
+
+
+def address_text(address: tuple) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def note_command(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
+    """Before a command, first of chapter 14's checks: it is its client's
+    last command now (even if refused), and what its arguments cost; a
+    skipped reply starts here. Answers nothing."""
+    client = clients.get(chapter14.current_client)
+    if client is not None:
+        client.last_command = (f"{name.decode(errors='replace')}|{args[0].lower().decode(errors='replace')}"
+                               if name in CONTAINERS and args else name.decode(errors="replace"))  # fmt: skip
+        client.last_interaction = time.time()
+        client.argv_memory = len(name) + sum(map(len, args))
+        if client.reply == "skip-next":
+            client.reply = "skip"
+    return False
+
+
+# --- AUTH ---------------------------------------------------------------------------------------
+
+
+def require_auth(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
+    """Before a command, second of chapter 14's checks (after a command
+    is known and has its arguments, as Redis's processCommand): a client
+    that must authenticate may run only AUTH, HELLO, QUIT and RESET."""
+    client = clients.get(chapter14.current_client)
+    if client is None or client.authenticated or not access.default_user.needs_password() \
+            or "no_auth" in spec.flags:  # fmt: skip
+        return False
+    out.error(access.NOAUTH)
+    return True
+
+
+def auth(args: list[bytes], out: ReplyBuffer) -> None:
+    """AUTH [username] password"""
+    if len(args) > 2:
+        out.error("ERR syntax error")
+        return
+    if len(args) == 1 and not access.default_user.needs_password():
+        out.error(access.NO_PASSWORD_CONFIGURED)
+        return
+    username, password = (b"default", args[0]) if len(args) == 1 else args
+    if access.authenticate(username, password):
+        current().authenticated = True
+        out.simple("OK")
+    else:
+        out.error(access.WRONGPASS)
+
+
+def hello_with_auth(args: list[bytes], out: ReplyBuffer) -> None:
+    """HELLO [protover [AUTH username password] [SETNAME name]]: common/resp3.py's,
+    with its AUTH checked against the default user's password, and its
+    SETNAME kept as the client's name."""
+    client = current()
+    options = [arg.lower() for arg in args]
+    at = options.index(b"auth", 1) if b"auth" in options[1:] else -1
+    if at > 0 and at + 2 < len(args):
+        if not access.authenticate(args[at + 1], args[at + 2]):
+            out.error(access.WRONGPASS)
+            return
+        client.authenticated = True
+    elif not client.authenticated and access.default_user.needs_password():
+        out.error(access.HELLO_NOAUTH)
+        return
+    reply_start = len(out)
+    hello(args, out)
+    named = options.index(b"setname", 1) if b"setname" in options[1:] else -1
+    if out[reply_start : reply_start + 1] != b"-" and 0 < named < len(args) - 1:
+        client.name = args[named + 1]
+
+
+# --- CLIENT LIST -----------------------------------------------------------------------------
+
+
+def client_type(conn: Any) -> str:
+    """Redis's getClientType: this project's clients are normal or pubsub (no replication yet)."""
+    return chapter19.client_class(conn)
+
+
+def client_line(client: Client) -> str:
+    """Redis 7.0's line for a client, every field in its order, each read
+    from the chapter that holds it."""
+    conn = client.conn
+    subscriber = chapter19.subscribers.get(conn)
+    transaction = chapter18.transactions.get(conn)
+    in_multi = transaction is not None and transaction.in_multi
+    flags = "".join(flag for flag, on in (
+        ("O", conn in monitors), ("P", subscriber is not None), ("x", in_multi), ("b", conn.blocked),
+        ("d", transaction is not None and transaction.touched), ("c", conn.closing), ("e", client.no_evict),
+    ) if on) or "N"  # fmt: skip
+    now = time.time()
+    query = conn.parser.buffered()
+    output = len(conn.outgoing)
+    argv = client.argv_memory if conn is chapter14.current_client else 0
+    # The queued commands' arguments and a pointer to each, as Redis counts them (its argv_len_sums).
+    multi_memory = sum(len(name) + sum(map(len, args)) + 8 * (1 + len(args))
+                       for name, _, args in transaction.queued) if in_multi else 0  # fmt: skip
+    reply_buffer = sys.getsizeof(conn.outgoing) - sys.getsizeof(bytearray())  # what its reply buffer holds allocated
+    events = ("r" if conn.polled_events & select.POLLIN else "") + ("w" if conn.polled_events & select.POLLOUT else "")
+    fields = [
+        ("id", conn.outgoing.client_id), ("addr", client.address), ("laddr", client.local_address),
+        ("fd", client.fd), ("name", client.name.decode(errors="replace")), ("age", int(now - client.created)),
+        ("idle", int(now - client.last_interaction)), ("flags", flags), ("db", 0),
+        ("sub", len(subscriber.channels) if subscriber else 0), ("psub", len(subscriber.patterns) if subscriber else 0),
+        ("ssub", len(subscriber.shard_channels) if subscriber else 0),
+        ("multi", len(transaction.queued) if in_multi else -1), ("qbuf", query), ("qbuf-free", 0),
+        ("argv-mem", argv), ("multi-mem", multi_memory), ("rbs", reply_buffer), ("rbp", client.output_peak),
+        ("obl", output), ("oll", 0), ("omem", output),
+        ("tot-mem", CLIENT_OVERHEAD + query + reply_buffer + argv + multi_memory), ("events", events),
+        ("cmd", client.last_command), ("user", "default"), ("redir", -1), ("resp", conn.outgoing.protocol),
+    ]  # fmt: skip
+    return " ".join(f"{name}={value}" for name, value in fields)
+
+
+def write_text(out: ReplyBuffer, text: str) -> None:
+    """A text reply: RESP3's verbatim string ("txt"), a bulk string in RESP2, as Redis."""
+    data = text.encode()
+    if out.protocol == 3:
+        out += b"=%d\r\ntxt:%s\r\n" % (len(data) + 4, data)
+    else:
+        out.bulk(data)
+
+
+# --- the CLIENT command ------------------------------------------------------------------------
+
+# Subcommand -> its arity, the subcommand's name counted (Redis's client|list and kin).
+CLIENT_ARITY = {b"help": 2, b"id": 2, b"info": 2, b"list": -2, b"reply": 3, b"no-evict": 3, b"kill": -3,
+                b"unblock": -3, b"setname": 3, b"getname": 2, b"pause": -3, b"unpause": 2, b"setinfo": -4}  # fmt: skip
+
+
+def client_command(args: list[bytes], out: ReplyBuffer) -> None:
+    subcommand = args[0].lower()
+    arity = CLIENT_ARITY.get(subcommand)
+    if arity is None:
+        out.error(unknown_subcommand_message(args[0], "CLIENT"))
+        return
+    count = len(args) + 1  # the arity counts CLIENT too
+    if count != arity if arity > 0 else count < -arity:
+        out.error(wrong_arity_message(b"client|" + subcommand))
+        return
+    handler = {b"help": client_help, b"id": client_id, b"info": client_info, b"list": client_list,
+               b"reply": client_reply, b"no-evict": client_no_evict, b"kill": client_kill,
+               b"unblock": client_unblock, b"setname": client_setname, b"getname": client_getname,
+               b"pause": client_pause, b"unpause": client_unpause, b"setinfo": client_setinfo}[subcommand]  # fmt: skip
+    handler(args if handler is client_setinfo else args[1:], out)
+
+
+def current() -> Client:
+    return clients[chapter14.current_client]
+
+
+def client_id(args: list[bytes], out: ReplyBuffer) -> None:
+    out.integer(out.client_id)
+
+
+def client_info(args: list[bytes], out: ReplyBuffer) -> None:
+    write_text(out, client_line(current()) + "\n")
+
+
+def client_list(args: list[bytes], out: ReplyBuffer) -> None:
+    """CLIENT LIST [TYPE type | ID id [id ...]]"""
+    chosen = list(clients.values())
+    if len(args) == 2 and args[0].lower() == b"type":
+        wanted = args[1].lower().decode(errors="replace")
+        if wanted not in CLIENT_TYPES:
+            out.error(f"ERR Unknown client type '{args[1].decode(errors='replace')}'")
+            return
+        chosen = [client for client in chosen if client_type(client.conn) == {"slave": "replica"}.get(wanted, wanted)]
+    elif len(args) > 1 and args[0].lower() == b"id":
+        ids = [parse_integer(arg) for arg in args[1:]]
+        if None in ids:
+            out.error("ERR Invalid client ID")
+            return
+        by_id = {client.conn.outgoing.client_id: client for client in chosen}
+        chosen = [by_id[number] for number in ids if number in by_id]
+    elif args:
+        out.error("ERR syntax error")
+        return
+    write_text(out, "".join(client_line(client) + "\n" for client in chosen))
+
+
+def client_reply(args: list[bytes], out: ReplyBuffer) -> None:
+    """CLIENT REPLY ON | OFF | SKIP: OFF drops every reply from now on,
+    SKIP the next command's; neither is answered, ON is."""
+    mode = args[0].lower()
+    client = current()
+    if mode == b"on":
+        client.reply = "on"
+        out.simple("OK")
+    elif mode == b"off":
+        client.reply = "off"
+    elif mode == b"skip":
+        if client.reply != "off":
+            client.reply = "skip-next"
+    else:
+        out.error("ERR syntax error")
+
+
+SUBSCRIPTION_COMMANDS = {b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe", b"ssubscribe", b"sunsubscribe"}
+
+
+def drop_muted_reply(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
+    """After a command (chapter 14's after_call): a client that turned its
+    replies off, or skips this one, gets nothing. Inside EXEC only the
+    whole EXEC's reply counts."""
+    client = clients.get(chapter14.current_client)
+    if client is not None and not COMMANDS.nesting and client.reply in ("off", "skip"):
+        # (Un)subscribe confirmations are pushed, not replied: they still arrive (Redis's CLIENT_PUSHING).
+        if name not in SUBSCRIPTION_COMMANDS:
+            del out[reply_start:]
+        if client.reply == "skip":
+            client.reply = "on"
+
+
+def drop_muted_error(name: bytes, out: ReplyBuffer, reply_start: int) -> None:
+    """A command refused before it ran (chapter 14's on_reject): its error too."""
+    drop_muted_reply(name, None, [], out, reply_start)  # type: ignore[arg-type]
+
+
+def client_no_evict(args: list[bytes], out: ReplyBuffer) -> None:
+    """CLIENT NO-EVICT ON | OFF: shown in CLIENT LIST (flag e). This server
+    evicts no client (no maxmemory-clients), so there is nothing more to protect."""
+    mode = args[0].lower()
+    if mode not in (b"on", b"off"):
+        out.error("ERR syntax error")
+        return
+    current().no_evict = mode == b"on"
+    out.simple("OK")
+
+
+def client_setname(args: list[bytes], out: ReplyBuffer) -> None:
+    name = args[0]
+    if any(byte < ord("!") or byte > ord("~") for byte in name):
+        out.error("ERR Client names cannot contain spaces, newlines or special characters.")
+        return
+    current().name = name
+    out.simple("OK")
+
+
+def client_getname(args: list[bytes], out: ReplyBuffer) -> None:
+    name = current().name
+    out.bulk(name) if name else out.null()
+
+
+def client_kill(args: list[bytes], out: ReplyBuffer) -> None:
+    """CLIENT KILL ip:port (the old form) | CLIENT KILL [ID id] [ADDR ip:port]
+    [LADDR ip:port] [TYPE type] [USER name] [SKIPME yes|no] [MAXAGE seconds]"""
+    address = local = wanted_type = user = None
+    client_id_, max_age, skip_me = 0, 0, len(args) != 1
+    if len(args) == 1:
+        address = args[0].decode(errors="replace")
+    elif len(args) % 2:
+        out.error("ERR syntax error")
+        return
+    for option, value in zip(args[0::2], args[1::2]) if len(args) > 1 else ():
+        option = option.lower()
+        text = value.decode(errors="replace")
+        if option == b"id":
+            client_id_ = parse_integer(value)
+            if client_id_ is None or client_id_ < 1:
+                out.error("ERR client-id should be greater than 0")
+                return
+        elif option == b"type":
+            if text.lower() not in CLIENT_TYPES:
+                out.error(f"ERR Unknown client type '{text}'")
+                return
+            wanted_type = {"slave": "replica"}.get(text.lower(), text.lower())
+        elif option == b"addr":
+            address = text
+        elif option == b"laddr":
+            local = text
+        elif option == b"user":
+            if value != b"default":
+                out.error(f"ERR No such user '{text}'")
+                return
+            user = value
+        elif option == b"skipme" and value.lower() in (b"yes", b"no"):
+            skip_me = value.lower() == b"yes"
+        elif option == b"maxage":
+            max_age = parse_integer(value)
+            if max_age is None:
+                out.error("ERR value is not an integer or out of range")
+                return
+        else:
+            out.error("ERR syntax error")
+            return
+    me = chapter14.current_client
+    now = time.time()
+    killed = 0
+    for client in list(clients.values()):
+        conn = client.conn
+        if (address is not None and client.address != address) or (local is not None and client.local_address != local) \
+                or (wanted_type is not None and client_type(conn) != wanted_type) \
+                or (client_id_ and conn.outgoing.client_id != client_id_) \
+                or (max_age and now - client.created < max_age) or (conn is me and skip_me):  # fmt: skip
+            continue
+        killed += 1
+        if conn is me:
+            conn.closing = True  # once this reply is sent (Redis's CLOSE_AFTER_REPLY)
+        else:
+            disconnect(conn)
+    if len(args) == 1:
+        out.error("ERR No such client") if not killed else out.simple("OK")
+    else:
+        out.integer(killed)
+
+
+def disconnect(conn: Any) -> None:
+    """Close another client at once, its unsent output dropped (Redis's freeClient)."""
+    conn.outgoing.clear()
+    conn.closing = True
+    chapter14.clients_pending_write[id(conn)] = conn  # closed in before_sleep
+
+
+def client_unblock(args: list[bytes], out: ReplyBuffer) -> None:
+    """CLIENT UNBLOCK id [TIMEOUT | ERROR]: a client parked by a blocking
+    command (chapter 17's park) is answered as if its timeout passed, or
+    with an error."""
+    if len(args) > 2:
+        out.error("ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.")
+        return
+    error = False
+    if len(args) == 2:
+        if args[1].lower() not in (b"timeout", b"error"):
+            out.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+            return
+        error = args[1].lower() == b"error"
+    target_id = parse_integer(args[0])
+    if target_id is None:
+        out.error("ERR value is not an integer or out of range")
+        return
+    target = next((client.conn for client in clients.values() if client.conn.outgoing.client_id == target_id), None)
+    record = chapter17.parked.get(id(target)) if target is not None else None
+    if record is None:
+        out.integer(0)
+        return
+    chapter17.unpark(record)
+    target.blocked = False
+    if error:
+        target.outgoing.error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    else:
+        target.outgoing.null_array()
+    chapter17.woken.append(target)  # it goes on with what it sent meanwhile, before the loop sleeps
+    out.integer(1)
+
+
+# --- CLIENT PAUSE ------------------------------------------------------------------------------
+# While a pause lasts, a command of any client (ALL), or a write (WRITE),
+# is held back with its client, which runs nothing more until the pause
+# ends; then each held command runs again from the start, in arrival
+# order (Redis's BLOCKED_POSTPONE).
+
+
+@dataclass(slots=True)
+class Pause:
+    until: float = 0.0  # time.monotonic(); 0: no pause
+    writes_only: bool = False
+
+
+pause = Pause()
+postponed: deque[tuple[Any, list[bytes]]] = deque()  # (connection, its request) held by the pause
+
+
+def client_pause(args: list[bytes], out: ReplyBuffer) -> None:
+    """CLIENT PAUSE milliseconds [WRITE | ALL]"""
+    if len(args) > 2:
+        out.error("ERR unknown subcommand or wrong number of arguments for 'pause'. Try CLIENT HELP.")
+        return
+    writes_only = False
+    if len(args) == 2:
+        mode = args[1].lower()
+        if mode not in (b"write", b"all"):
+            out.error("ERR CLIENT PAUSE mode must be WRITE or ALL")
+            return
+        writes_only = mode == b"write"
+    milliseconds = parse_integer(args[0])
+    if milliseconds is None:
+        out.error("ERR timeout is not an integer or out of range")
+        return
+    if milliseconds < 0:
+        out.error("ERR timeout is negative")
+        return
+    # The new mode replaces the one under way; the later end stands (Redis's pauseClients).
+    pause.until = max(time.monotonic() + milliseconds / 1000, pause.until)
+    pause.writes_only = writes_only
+    out.simple("OK")
+
+
+def client_unpause(args: list[bytes], out: ReplyBuffer) -> None:
+    pause.until = 0.0
+    release_postponed()
+    out.simple("OK")
+
+
+def hold_if_paused(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
+    """Before a command runs, first of chapter 14's before_call (before a
+    transaction would queue it): while paused, hold it and its client."""
+    if not pause.until:
+        return False
+    if time.monotonic() >= pause.until:
+        pause.until = 0.0
+        return False
+    if pause.writes_only and not (spec.writes or "may_replicate" in spec.flags or exec_with_writes(name)):
+        return False
+    conn = chapter14.current_client
+    conn.blocked = True
+    postponed.append((conn, [name, *args]))
+    return True
+
+
+def exec_with_writes(name: bytes) -> bool:
+    state = chapter18.transactions.get(chapter14.current_client) if name == b"exec" else None
+    return state is not None and state.writes
+
+
+def release_postponed() -> None:
+    """Once the pause is over: run each held command again, from the start
+    (every check again), then what its client sent meanwhile."""
+    while postponed and not pause.until:
+        conn, request = postponed.popleft()
+        if conn not in clients or conn.closing:
+            continue
+        conn.blocked = False
+        chapter14.current_client = conn
+        if COMMANDS.process_command(request, conn.outgoing):
+            conn.closing = True
+        chapter14.execute_requests(conn)
+        chapter14.clients_pending_write[id(conn)] = conn
+
+
+def end_pause() -> None:
+    """Each loop iteration (chapter 14's before_sleep_tasks): a pause that has run out ends."""
+    if pause.until and time.monotonic() >= pause.until:
+        pause.until = 0.0
+    if not pause.until and postponed:
+        release_postponed()
+
+
+def next_pause_end_ms() -> int | None:
+    """When the pause ends (chapter 14's timers)."""
+    if not pause.until:
+        return None
+    return max(0, math.ceil((pause.until - time.monotonic()) * 1000))
+
+
+# --- MONITOR --------------------------------------------------------------------------------
+
+monitors: dict[Any, None] = {}  # the clients in MONITOR mode, in the order they asked
+REDACTED = {b"auth": 1, b"hello": None}  # command -> from which argument its secrets start (HELLO: after AUTH)
+
+
+def monitor(args: list[bytes], out: ReplyBuffer) -> None:
+    """MONITOR: from now on, every command any client runs is sent here."""
+    conn = chapter14.current_client
+    if conn.deny_blocking:
+        out.error("ERR MONITOR isn't allowed for DENY BLOCKING client")
+        return
+    if conn not in monitors:
+        monitors[conn] = None
+        out.simple("OK")
+
+
+def feed_monitors(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
+    """After every call (chapter 14's after_call), as Redis's call(): the
+    command, with the time, database and client address, to every
+    monitor; not an administrative one (CONFIG, MONITOR: Redis hides them),
+    and never a password."""
+    if not monitors or "admin" in spec.flags or "skip_monitor" in spec.flags:
+        return
+    client = clients.get(chapter14.current_client)
+    now = time.time()
+    shown = redacted(name, args)
+    if not COMMANDS.nesting:  # the client's own request: its name as written (inside EXEC, as queued)
+        name = COMMANDS.request_name
+    line = b"+%d.%06d [0 %s] %s\r\n" % (int(now), int(now * 1_000_000) % 1_000_000,
+                                         (client.address if client else "?").encode(),
+                                         b" ".join(quoted(arg) for arg in [name, *shown]))  # fmt: skip
+    for conn in list(monitors):
+        if conn.closing:
+            continue
+        conn.outgoing += line
+        chapter14.clients_pending_write[id(conn)] = conn
+        # A monitor that does not read would grow without end: it counts as
+        # a replica for client-output-buffer-limit (256mb, or 64mb for 60 s),
+        # where Redis counts it as a normal client, whose buffer has no limit.
+        chapter19.output_limits.enforce(conn, "slave")
+
+
+def redacted(name: bytes, args: list[bytes]) -> list[bytes]:
+    """Arguments as a monitor or the slow log shows them: AUTH's, and
+    HELLO's after AUTH, as "(redacted)" (Redis's redactClientCommandArgument)."""
+    if name == b"auth":
+        return [b"(redacted)"] * len(args)
+    if name == b"hello":
+        shown = list(args)
+        for position, arg in enumerate(args):
+            if arg.lower() == b"auth" and position + 2 < len(args):
+                shown[position + 1] = shown[position + 2] = b"(redacted)"
+        return shown
+    return args
+
+
+def quoted(arg: bytes) -> bytes:
+    """An argument as Redis's sdscatrepr prints it: in double quotes, with
+    \\n, \\r, \\t, \\a, \\b, \\\\ and \\" escaped and other bytes outside
+    printable ASCII as \\xhh."""
+    escapes = {ord("\\"): b"\\\\", ord('"'): b'\\"', ord("\n"): b"\\n", ord("\r"): b"\\r", ord("\t"): b"\\t",
+               7: b"\\a", 8: b"\\b"}  # fmt: skip
+    text = bytearray(b'"')
+    for byte in arg:
+        if byte in escapes:
+            text += escapes[byte]
+        elif 32 <= byte < 127:
+            text.append(byte)
+        else:
+            text += b"\\x%02x" % byte
+    return bytes(text + b'"')
+
+
+# --- SLOWLOG ---------------------------------------------------------------------------------
+
+MAX_LOGGED_ARGUMENTS = 32  # an entry's arguments at most (the last then says how many more)
+MAX_LOGGED_BYTES = 128  # of one argument
+
+
+@dataclass(slots=True)
+class SlowLog:
+    entries: deque  # newest first: (id, unix time, microseconds, arguments, address, name)
+    next_id: int = 0
+    slower_than: int = 10_000  # slowlog-log-slower-than, in microseconds; negative: off
+    max_len: int = 128  # slowlog-max-len
+
+
+slowlog = SlowLog(deque())
+
+
+def log_if_slow(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
+    """After every call (chapter 14's after_call): a command that took
+    `slower_than` microseconds or more is logged, with its arguments cut
+    short as Redis does; EXEC is not (each command in it is), nor a
+    command that left its client blocked (nothing ran yet)."""
+    microseconds = COMMANDS.last_call_ns // 1000
+    if slowlog.slower_than < 0 or microseconds < slowlog.slower_than or "skip_slowlog" in spec.flags:
+        return
+    conn = chapter14.current_client
+    if conn is not None and conn.blocked:
+        return
+    client = clients.get(conn)
+    shown = [COMMANDS.request_name if not COMMANDS.nesting else name, *redacted(name, args)]
+    if len(shown) > MAX_LOGGED_ARGUMENTS:
+        shown = shown[: MAX_LOGGED_ARGUMENTS - 1] + [b"... (%d more arguments)" % (len(shown) - MAX_LOGGED_ARGUMENTS + 1)]
+    shown = [arg if len(arg) <= MAX_LOGGED_BYTES else arg[:MAX_LOGGED_BYTES] + b"... (%d more bytes)" %
+             (len(arg) - MAX_LOGGED_BYTES) for arg in shown]  # fmt: skip
+    slowlog.entries.appendleft((slowlog.next_id, int(time.time()), microseconds, shown,
+                                client.address.encode() if client else b"", client.name if client else b""))  # fmt: skip
+    slowlog.next_id += 1
+    while len(slowlog.entries) > slowlog.max_len:
+        slowlog.entries.pop()
+
+
+def slowlog_command(args: list[bytes], out: ReplyBuffer) -> None:
+    """SLOWLOG GET [count] | LEN | RESET | HELP"""
+    subcommand = args[0].lower()
+    arity = {b"get": -2, b"len": 2, b"reset": 2, b"help": 2}.get(subcommand)
+    if arity is None:
+        out.error(unknown_subcommand_message(args[0], "SLOWLOG"))
+    elif len(args) + 1 != arity if arity > 0 else len(args) + 1 < -arity:
+        out.error(wrong_arity_message(b"slowlog|" + subcommand))
+    elif subcommand == b"help":
+        write_help(out, "SLOWLOG", SLOWLOG_HELP)
+    elif subcommand == b"len":
+        out.integer(len(slowlog.entries))
+    elif subcommand == b"reset":
+        slowlog.entries.clear()
+        out.simple("OK")
+    elif len(args) > 2:
+        out.error("ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.")
+    else:
+        count = parse_integer(args[1]) if len(args) == 2 else 10
+        if count is None or count < -1:
+            out.error("ERR count should be greater than or equal to -1")
+            return
+        entries = list(slowlog.entries)[: None if count == -1 else count]
+        out.array(len(entries))
+        for entry_id, when, microseconds, shown, address, name in entries:
+            out.array(6)
+            out.integer(entry_id)
+            out.integer(when)
+            out.integer(microseconds)
+            out.bulk_array(shown)
+            out.bulk(address)
+            out.bulk(name)
+
+
+SLOWLOG_HELP = [
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+]
+CLIENT_HELP = [
+    "GETNAME", "    Return the name of the current connection.",
+    "ID", "    Return the ID of the current connection.",
+    "INFO", "    Return information about the current client connection.",
+    "KILL <ip:port>", "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Kill connections by type.",
+    "    * USER <username>", "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)", "      Skip killing current connection (default: yes).",
+    "LIST [options ...]", "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Return clients of specified type.",
+    "UNPAUSE", "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+    "SETNAME <name>", "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
+    "NO-EVICT (ON|OFF)", "    Protect current client connection from eviction.",
+    "SETINFO <option> <value>", "    Set client meta attr (LIB-NAME, LIB-VER).",
+    "HELP", "    Prints this help.",
+]  # fmt: skip
+
+
+def client_help(args: list[bytes], out: ReplyBuffer) -> None:
+    write_help(out, "CLIENT", CLIENT_HELP)
+
+
+# --- COMMAND GETKEYS and LIST ------------------------------------------------------------------
+
+
+def command_command(args: list[bytes], out: ReplyBuffer) -> None:
+    """COMMAND as chapter 07's table answers it, plus GETKEYS and LIST."""
+    subcommand = args[0].lower() if args else b""
+    if subcommand == b"getkeys":
+        spec = COMMANDS.commands.get(args[1].lower()) if len(args) >= 3 else None
+        if len(args) < 3:  # COMMAND GETKEYS command arg [arg ...]: Redis's arity -4
+            out.error(wrong_arity_message(b"command|getkeys"))
+        elif spec is None:
+            out.error("ERR Invalid command specified")
+        elif len(args) - 1 != spec.arity if spec.arity > 0 else len(args) - 1 < -spec.arity:
+            out.error("ERR Invalid number of arguments specified for command")
+        elif not (keys := spec.keys(args[2:])):
+            out.error("ERR The command has no key arguments")
+        else:
+            out.bulk_array(keys)
+    elif subcommand == b"list":
+        names = list(COMMANDS.commands)
+        if len(args) == 4 and args[1].lower() == b"filterby" and args[2].lower() == b"pattern":
+            from common.glob import compile_glob
+
+            matches = compile_glob(args[3], max(map(len, names)))
+            names = [name for name in names if matches(name)]
+        elif len(args) != 1:
+            out.error("ERR syntax error")
+            return
+        out.bulk_array(names)
+    else:
+        COMMANDS.command(args, out)
+
+
+# --- INFO errorstats ---------------------------------------------------------------------------
+# Every error reply, counted by its code (its first word: ERR, WRONGTYPE,
+# NOPERM...), as Redis's INFO errorstats; a command refused before it ran
+# counts too. At most MAX_ERROR_CODES codes are kept, as Redis keeps 128:
+# a client cannot grow the table with made-up codes (none can make one here,
+# but a later chapter's scripts could).
+
+MAX_ERROR_CODES = 128
+error_counts: dict[str, int] = {}
+total_errors = 0
+
+
+def count_error(out: ReplyBuffer, reply_start: int) -> None:
+    global total_errors
+    if len(out) <= reply_start or out[reply_start] != ord("-"):
+        return
+    end = out.find(b"\r\n", reply_start)
+    code = bytes(out[reply_start + 1 : end]).split(b" ", 1)[0].decode(errors="replace")
+    total_errors += 1
+    if code in error_counts or len(error_counts) < MAX_ERROR_CODES:
+        error_counts[code] = error_counts.get(code, 0) + 1
+
+
+def count_failed_call(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
+    """After every call (chapter 14's after_call): an error reply counts."""
+    count_error(out, reply_start)
+
+
+def count_rejection(name: bytes, out: ReplyBuffer, reply_start: int) -> None:
+    """A command refused before it ran (chapter 14's on_reject)."""
+    count_error(out, reply_start)
+
+
+def reset_error_counts() -> None:
+    global total_errors
+    error_counts.clear()
+    total_errors = 0
+
+
+# --- RESET and wiring ----------------------------------------------------------------------
+
+
+def reset_client(conn: Any) -> None:
+    """RESET (chapter 18's reset_tasks): no name, no MONITOR, replies on."""
+    client = clients.get(conn)
+    if client is not None:
+        client.name, client.reply, client.no_evict = b"", "on", False
+        client.authenticated = not access.default_user.needs_password()  # as if it had just connected
+    monitors.pop(conn, None)
+
+
+def note_output_peak(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
+    client = clients.get(chapter14.current_client)
+    if client is not None and len(out) > client.output_peak:
+        client.output_peak = len(out)
+
+
+def set_slower_than(value: int) -> None:
+    slowlog.slower_than = value
+
+
+def set_max_len(value: int) -> None:
+    slowlog.max_len = value
+    while len(slowlog.entries) > value:
+        slowlog.entries.pop()
+
+
+def add_commands() -> None:
+    """Chapter 20's commands, and the clients', wired into the seams of the chapters before."""
+    chapter20.add_commands()
+    COMMANDS.add_all({
+        b"client": CommandSpec(client_command, -2, ("noscript", "loading", "stale")),
+        b"monitor": CommandSpec(monitor, 1, ("admin", "noscript", "loading", "stale")),
+        b"slowlog": CommandSpec(slowlog_command, -2, ("admin", "random", "loading", "stale")),
+        b"command": CommandSpec(command_command, -1, ("random", "loading", "stale")),
+        b"auth": CommandSpec(auth, -2, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
+        b"hello": CommandSpec(hello_with_auth, -1, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
+    })  # fmt: skip
+    chapter14.accept_tasks.append(client_connected)
+    chapter14.close_tasks.append(client_closed)
+    chapter18.reset_tasks.append(reset_client)
+    COMMANDS.checks[:0] = [note_command, require_auth]
+    COMMANDS.before_call.insert(0, hold_if_paused)
+    COMMANDS.after_call.extend([feed_monitors, log_if_slow, note_output_peak, count_failed_call, drop_muted_reply])
+    COMMANDS.on_reject.extend([count_rejection, drop_muted_error])
+    chapter14.before_sleep_tasks.append(end_pause)
+    chapter14.timers.append(next_pause_end_ms)
+    admin = chapter14.ADMIN
+    admin.add_section("modules", dict, after="cpu")  # no modules here: an empty section, as Redis without any
+    admin.add_section("errorstats", lambda: {f"errorstat_{code}": f"count={count}"  # in code order, as Redis's rax
+                                             for code, count in sorted(error_counts.items())}, after="modules")  # fmt: skip
+    admin.extra_info.setdefault("stats", []).append(lambda: {"total_error_replies": total_errors})
+    admin.config.reset_stats.append(reset_error_counts)
+    config = admin.config
+    config.add("requirepass", lambda: access.requirepass.decode(errors="surrogateescape"), access.set_requirepass)
+    config.add("protected-mode", lambda: "yes" if access.protected_mode else "no", access.set_protected_mode)
+    config.add_integer("slowlog-log-slower-than", lambda: slowlog.slower_than, set_slower_than, minimum=-1)
+    config.add_integer("slowlog-max-len", lambda: slowlog.max_len, set_max_len)
+
+
+def add_options(parser: Any) -> None:
+    chapter19.add_options(parser)
+    parser.add_argument("--slowlog-log-slower-than", type=int, default=10_000, metavar="MICROSECONDS",
+                        help="log commands that take this long or longer (default: 10000; negative: off)")  # fmt: skip
+    parser.add_argument("--slowlog-max-len", type=int, default=128, metavar="ENTRIES",
+                        help="keep this many slow-log entries (default: 128)")  # fmt: skip
+    parser.add_argument("--requirepass", default="", metavar="PASSWORD",
+                        help="the default user's password: clients must AUTH (default: none)")  # fmt: skip
+    parser.add_argument("--protected-mode", default="yes", choices=["yes", "no"],
+                        help="with no password, refuse clients from other addresses than the loopback (default: yes)")
+
+
+def configure(options: Any) -> None:
+    chapter19.configure(options)
+    slowlog.slower_than, slowlog.max_len = options.slowlog_log_slower_than, options.slowlog_max_len
+    access.set_requirepass(options.requirepass.encode(errors="surrogateescape"))
+    access.set_protected_mode(options.protected_mode.encode())
+
+
+def main() -> None:
+    options = parse_options("Chapter 21: clients", add_options, client_limits=True)
+    add_commands()
+    configure(options)
+    chapter16.run(options)
+
+
+if __name__ == "__main__":
+    main()
