@@ -1,18 +1,18 @@
 """Who may connect, and who may run commands: the default user's password
 (`requirepass`, AUTH, HELLO's AUTH) and protected mode.
 
-Part of chapter 21. Redis has one user until ACL adds more: "default",
-which needs no password until `requirepass` gives it one. A connection
-starts authenticated if the default user needs no password; otherwise
-every command but AUTH, HELLO, QUIT and RESET is refused with -NOAUTH
-until AUTH succeeds.
+Part of chapter 21. Every connection starts as the user "default"
+(acl.py), which needs no password until `requirepass` gives it one. A
+connection starts authenticated if the default user needs no password;
+otherwise every command but AUTH, HELLO, QUIT and RESET is refused with
+-NOAUTH until AUTH succeeds.
 
-The password is kept as its SHA-256 digest, and AUTH compares digests
-with hmac.compare_digest, whose time does not depend on where two
-digests differ; a wrong guess costs one hash and leaves nothing behind,
-so guessing from many connections neither slows others nor grows the
-server. (CONFIG GET requirepass answers the password as it was set, as
-Redis does: that text is what an operator configured.)
+Passwords are kept as SHA-256 digests, and AUTH compares digests with
+hmac.compare_digest, whose time does not depend on where two digests
+differ; a wrong guess costs one hash and an ACL LOG entry (the log is
+bounded), so guessing from many connections neither slows others nor
+grows the server. (CONFIG GET requirepass answers the password as it was
+set, as Redis does: that text is what an operator configured.)
 
 Protected mode: a server with no password that listens on more than the
 loopback interface (--bind 0.0.0.0) would let anyone on the network run
@@ -23,9 +23,11 @@ Redis's -DENIED explanation and is closed.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass, field
+from typing import Any
+
+from common.chapters import load_chapter_module
+
+acl = load_chapter_module(21, "acl")  # the users
 
 DENIED = (
     "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the "
@@ -49,38 +51,28 @@ HELLO_NOAUTH = ("NOAUTH HELLO must be called with the client already authenticat
 LOOPBACK = ("127.0.0.1", "::1")  # what Redis's islocalClient accepts: not the rest of 127.0.0.0/8
 
 
-def digest(password: bytes) -> bytes:
-    return hashlib.sha256(password).digest()
+def default_user() -> Any:
+    return acl.users[b"default"]
 
 
-@dataclass(slots=True)
-class DefaultUser:
-    """The one user: its passwords' digests (none: it needs no password)."""
-
-    digests: list[bytes] = field(default_factory=list)
-
-    def needs_password(self) -> bool:
-        return bool(self.digests)
-
-    def accepts(self, password: bytes) -> bool:
-        """Whether `password` is one of its passwords, compared in constant time."""
-        given = digest(password)
-        matched = False
-        for known in self.digests:  # every digest is compared: the time does not tell which matched
-            matched |= hmac.compare_digest(given, known)
-        return matched
+def needs_password() -> bool:
+    """Whether a new connection must authenticate (Redis's authRequired, before AUTH)."""
+    user = default_user()
+    return not user.nopass or not user.enabled
 
 
-default_user = DefaultUser()
 requirepass = b""  # as CONFIG GET shows it
 protected_mode = True
 
 
 def set_requirepass(text: bytes) -> str | None:
-    """CONFIG SET requirepass: the default user's only password, or none if empty (Redis's resetpass, >password)."""
+    """CONFIG SET requirepass: the default user's only password, or none if
+    empty (Redis applies "resetpass >password", or "nopass")."""
     global requirepass
     requirepass = text
-    default_user.digests = [digest(text)] if text else []
+    user = default_user()
+    user.digests = [acl.digest_hex(text)] if text else []
+    user.nopass = not text
     return None
 
 
@@ -95,10 +87,10 @@ def set_protected_mode(text: bytes) -> str | None:
 
 def refused_as_unprotected(peer_ip: str) -> bool:
     """Whether a client from `peer_ip` is refused by protected mode."""
-    return protected_mode and not default_user.needs_password() and peer_ip not in LOOPBACK
+    return protected_mode and default_user().nopass and peer_ip not in LOOPBACK
 
 
 def authenticate(username: bytes, password: bytes) -> bool:
-    """AUTH's check: the default user (the only one), and one of its
-    passwords, or any password while it needs none (Redis's nopass)."""
-    return username == b"default" and (not default_user.needs_password() or default_user.accepts(password))
+    """AUTH's check: a user that is on, and one of its passwords (any, if it has nopass)."""
+    user = acl.users.get(username)
+    return user is not None and user.accepts(password)

@@ -67,7 +67,8 @@ chapter17 = chapter20.chapter17  # blocked clients (CLIENT UNBLOCK)
 chapter16 = chapter20.chapter16  # start-up
 chapter14 = chapter20.chapter14  # the connections, the command table
 COMMANDS = chapter14.COMMANDS
-access = load_chapter_module(21, "access")  # the default user's password, protected mode
+acl = load_chapter_module(21, "acl")  # users, and what each may do
+access = load_chapter_module(21, "access")  # who may connect and run commands: AUTH, protected mode
 
 # Commands with subcommands: a client's last command is named "client|list", as Redis names it.
 CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl", b"script",
@@ -97,7 +98,8 @@ class Client:
     reply: str = "on"  # CLIENT REPLY: on, off, skip-next, skip (this command's reply)
     no_evict: bool = False
     output_peak: int = 0  # the most output it had waiting, after a command
-    authenticated: bool = True  # as the default user (access.py)
+    authenticated: bool = True  # as `user` (access.py)
+    user: bytes = b"default"  # its ACL user (acl.py)
 
 
 clients: dict[Any, Client] = {}  # connection -> its Client, in the order they came (Redis's server.clients)
@@ -109,7 +111,7 @@ def client_connected(conn: Any) -> None:
     now = time.time()
     peer = conn.sock.getpeername()
     clients[conn] = Client(conn, address_text(peer), address_text(conn.sock.getsockname()), conn.sock.fileno(), now,
-                           now, authenticated=not access.default_user.needs_password())  # fmt: skip
+                           now, authenticated=not access.needs_password())  # fmt: skip
     if access.refused_as_unprotected(peer[0]):
         conn.outgoing.error(access.DENIED)
         conn.closing = True  # once the explanation is sent; nothing it sends is run
@@ -149,7 +151,7 @@ def require_auth(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBu
     is known and has its arguments, as Redis's processCommand): a client
     that must authenticate may run only AUTH, HELLO, QUIT and RESET."""
     client = clients.get(chapter14.current_client)
-    if client is None or client.authenticated or not access.default_user.needs_password() \
+    if client is None or client.authenticated or not access.needs_password() \
             or "no_auth" in spec.flags:  # fmt: skip
         return False
     out.error(access.NOAUTH)
@@ -161,15 +163,23 @@ def auth(args: list[bytes], out: ReplyBuffer) -> None:
     if len(args) > 2:
         out.error("ERR syntax error")
         return
-    if len(args) == 1 and not access.default_user.needs_password():
+    if len(args) == 1 and not access.needs_password():
         out.error(access.NO_PASSWORD_CONFIGURED)
         return
     username, password = (b"default", args[0]) if len(args) == 1 else args
     if access.authenticate(username, password):
-        current().authenticated = True
+        client = current()
+        client.authenticated, client.user = True, username
         out.simple("OK")
     else:
-        out.error(access.WRONGPASS)
+        refuse_authentication(username, out)
+
+
+def refuse_authentication(username: bytes, out: ReplyBuffer) -> None:
+    """A wrong password (or a user off or unknown): WRONGPASS, and an ACL LOG entry, as Redis."""
+    client = current()
+    acl.add_log_entry("auth", "toplevel", COMMANDS.request_name, username, client_line(client))
+    out.error(access.WRONGPASS)
 
 
 def hello_with_auth(args: list[bytes], out: ReplyBuffer) -> None:
@@ -181,17 +191,52 @@ def hello_with_auth(args: list[bytes], out: ReplyBuffer) -> None:
     at = options.index(b"auth", 1) if b"auth" in options[1:] else -1
     if at > 0 and at + 2 < len(args):
         if not access.authenticate(args[at + 1], args[at + 2]):
-            out.error(access.WRONGPASS)
+            refuse_authentication(args[at + 1], out)
             return
-        client.authenticated = True
-    elif not client.authenticated and access.default_user.needs_password():
+        client.authenticated, client.user = True, args[at + 1]
+        args = args[:at] + args[at + 3 :]  # common/resp3.py's HELLO knows of no user but default
+    elif not client.authenticated and access.needs_password():
         out.error(access.HELLO_NOAUTH)
         return
     reply_start = len(out)
     hello(args, out)
+    options = [arg.lower() for arg in args]
     named = options.index(b"setname", 1) if b"setname" in options[1:] else -1
     if out[reply_start : reply_start + 1] != b"-" and 0 < named < len(args) - 1:
         client.name = args[named + 1]
+
+
+def check_acl(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
+    """Before a command, after chapter 18's check of what may not run in
+    MULTI (Redis's order): may the client's user run it, on these keys and
+    channels? One test while the user may do everything (the default)."""
+    client = clients.get(chapter14.current_client)
+    user = acl.users.get(client.user) if client is not None else None
+    if user is None or user.unrestricted():
+        return False
+    found = acl.denial(user, name, spec, args)
+    if found is None:
+        return False
+    reason, refused = found
+    transaction = chapter18.transactions.get(client.conn)
+    context = "multi" if transaction is not None and transaction.in_multi else "toplevel"
+    acl.add_log_entry(reason, context, refused, client.user, client_line(client))
+    out.error(acl.NOPERM[reason].format(refused.decode(errors="replace")))
+    return True
+
+
+def acl_command(args: list[bytes], out: ReplyBuffer) -> None:
+    acl.acl_command(args, out, COMMANDS.commands)
+
+
+def disconnect_user(name: bytes) -> None:
+    """ACL DELUSER: the deleted user's clients are closed (Redis's freeClient of each)."""
+    for client in list(clients.values()):
+        if client.user == name:
+            if client.conn is chapter14.current_client:
+                client.conn.closing = True
+            else:
+                disconnect(client.conn)
 
 
 # --- CLIENT LIST -----------------------------------------------------------------------------
@@ -232,7 +277,7 @@ def client_line(client: Client) -> str:
         ("argv-mem", argv), ("multi-mem", multi_memory), ("rbs", reply_buffer), ("rbp", client.output_peak),
         ("obl", output), ("oll", 0), ("omem", output),
         ("tot-mem", CLIENT_OVERHEAD + query + reply_buffer + argv + multi_memory), ("events", events),
-        ("cmd", client.last_command), ("user", "default"), ("redir", -1), ("resp", conn.outgoing.protocol),
+        ("cmd", client.last_command), ("user", client.user.decode(errors="replace")), ("redir", -1), ("resp", conn.outgoing.protocol),
     ]  # fmt: skip
     return " ".join(f"{name}={value}" for name, value in fields)
 
@@ -395,7 +440,7 @@ def client_kill(args: list[bytes], out: ReplyBuffer) -> None:
         elif option == b"laddr":
             local = text
         elif option == b"user":
-            if value != b"default":
+            if value not in acl.users:
                 out.error(f"ERR No such user '{text}'")
                 return
             user = value
@@ -416,7 +461,7 @@ def client_kill(args: list[bytes], out: ReplyBuffer) -> None:
         conn = client.conn
         if (address is not None and client.address != address) or (local is not None and client.local_address != local) \
                 or (wanted_type is not None and client_type(conn) != wanted_type) \
-                or (client_id_ and conn.outgoing.client_id != client_id_) \
+                or (client_id_ and conn.outgoing.client_id != client_id_) or (user is not None and client.user != user) \
                 or (max_age and now - client.created < max_age) or (conn is me and skip_me):  # fmt: skip
             continue
         killed += 1
@@ -838,7 +883,8 @@ def reset_client(conn: Any) -> None:
     client = clients.get(conn)
     if client is not None:
         client.name, client.reply, client.no_evict = b"", "on", False
-        client.authenticated = not access.default_user.needs_password()  # as if it had just connected
+        client.authenticated = not access.needs_password()  # as if it had just connected
+        client.user = b"default"
     monitors.pop(conn, None)
 
 
@@ -846,6 +892,12 @@ def note_output_peak(name: bytes, spec: CommandSpec, args: list[bytes], out: Rep
     client = clients.get(chapter14.current_client)
     if client is not None and len(out) > client.output_peak:
         client.output_peak = len(out)
+
+
+def set_acllog_max_len(value: int) -> None:
+    acl.LOG_MAX = value
+    while len(acl.log) > value:
+        acl.log.pop()
 
 
 def set_slower_than(value: int) -> None:
@@ -866,6 +918,7 @@ def add_commands() -> None:
         b"monitor": CommandSpec(monitor, 1, ("admin", "noscript", "loading", "stale")),
         b"slowlog": CommandSpec(slowlog_command, -2, ("admin", "random", "loading", "stale")),
         b"command": CommandSpec(command_command, -1, ("random", "loading", "stale")),
+        b"acl": CommandSpec(acl_command, -2, ("admin", "noscript", "loading", "stale")),
         b"auth": CommandSpec(auth, -2, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
         b"hello": CommandSpec(hello_with_auth, -1, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
     })  # fmt: skip
@@ -873,6 +926,10 @@ def add_commands() -> None:
     chapter14.close_tasks.append(client_closed)
     chapter18.reset_tasks.append(reset_client)
     COMMANDS.checks[:0] = [note_command, require_auth]
+    after_multi_check = COMMANDS.checks.index(chapter18.check_in_transaction) + 1
+    COMMANDS.checks.insert(after_multi_check, check_acl)
+    acl.current_username = lambda: current().user
+    acl.disconnect_user = disconnect_user
     COMMANDS.before_call.insert(0, hold_if_paused)
     COMMANDS.after_call.extend([feed_monitors, log_if_slow, note_output_peak, count_failed_call, drop_muted_reply])
     COMMANDS.on_reject.extend([count_rejection, drop_muted_error])
@@ -887,6 +944,7 @@ def add_commands() -> None:
     config = admin.config
     config.add("requirepass", lambda: access.requirepass.decode(errors="surrogateescape"), access.set_requirepass)
     config.add("protected-mode", lambda: "yes" if access.protected_mode else "no", access.set_protected_mode)
+    config.add_integer("acllog-max-len", lambda: acl.LOG_MAX, set_acllog_max_len)
     config.add_integer("slowlog-log-slower-than", lambda: slowlog.slower_than, set_slower_than, minimum=-1)
     config.add_integer("slowlog-max-len", lambda: slowlog.max_len, set_max_len)
 
@@ -899,6 +957,8 @@ def add_options(parser: Any) -> None:
                         help="keep this many slow-log entries (default: 128)")  # fmt: skip
     parser.add_argument("--requirepass", default="", metavar="PASSWORD",
                         help="the default user's password: clients must AUTH (default: none)")  # fmt: skip
+    parser.add_argument("--acllog-max-len", type=int, default=128, metavar="ENTRIES",
+                        help="keep this many ACL LOG entries (default: 128)")  # fmt: skip
     parser.add_argument("--protected-mode", default="yes", choices=["yes", "no"],
                         help="with no password, refuse clients from other addresses than the loopback (default: yes)")
 
@@ -908,6 +968,7 @@ def configure(options: Any) -> None:
     slowlog.slower_than, slowlog.max_len = options.slowlog_log_slower_than, options.slowlog_max_len
     access.set_requirepass(options.requirepass.encode(errors="surrogateescape"))
     access.set_protected_mode(options.protected_mode.encode())
+    set_acllog_max_len(options.acllog_max_len)
 
 
 def main() -> None:
