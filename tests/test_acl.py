@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.support import RawClient, assert_same_replies, parse_reply, require_tool
+from tests.support import RawClient, assert_same_replies, launch, parse_reply, real_redis_on, require_tool
 
 pytestmark = [pytest.mark.since(21), pytest.mark.readme("ACL users")]
 
@@ -125,3 +125,44 @@ def test_a_user_authenticates_with_redis_cli_and_redis_py(server):
                     assert client.acl_whoami() in (b"app", "app")  # redis-py decodes it in RESP3 only
         finally:
             admin.command("ACL", "DELUSER", "app")
+
+
+def test_the_acl_file_loads_saves_and_real_redis_reads_ours(server, tmp_path):
+    """ACL SAVE writes the users as ACL LIST lines; real Redis starts on
+    that file with the same users and passwords; a file with errors is
+    refused whole, with Redis's messages."""
+    ours_dir, theirs_dir = tmp_path / "ours", tmp_path / "theirs"
+    ours_dir.mkdir(), theirs_dir.mkdir()
+    path = ours_dir / "users.acl"
+    path.write_text("user alice on >a ~app:* +@all -@dangerous\nuser default on nopass ~* &* +@all\n")
+    ours = launch(server, ours_dir, "--aclfile", str(path))
+    try:
+        with ours.connect() as admin:
+            assert admin.command("ACL", "SETUSER", "bob", "on", ">b", "%R~shared:*", "&news", "-@all", "+get") == b"+OK\r\n"
+            assert admin.command("ACL", "SAVE") == b"+OK\r\n"
+            saved = path.read_text()
+            broken = "user carol on foo\nuser x +nosuch\nnope\n"
+            (theirs_dir / "broken.acl").write_text(broken)
+            path.write_text(broken)
+            refusal = admin.command("ACL", "LOAD")
+            assert parse_reply(admin.command("ACL", "USERS")) == [b"alice", b"bob", b"default"]  # unchanged
+            path.write_text(saved)
+        (theirs_dir / "users.acl").write_text(saved)
+        theirs = real_redis_on(theirs_dir, "--aclfile", str(theirs_dir / "users.acl"))
+        try:
+            with theirs.connect() as admin:
+                assert parse_reply(admin.command("ACL", "USERS")) == [b"alice", b"bob", b"default"]
+                for user, password, command, expected in [
+                    ("alice", "a", ("SET", "app:1", "v"), b"+OK\r\n"), ("alice", "a", ("KEYS", "*"), b"-NOPERM"),
+                    ("bob", "b", ("GET", "shared:1"), b"$-1\r\n"), ("bob", "b", ("SET", "shared:1", "v"), b"-NOPERM"),
+                ]:  # fmt: skip
+                    with theirs.connect() as client:
+                        assert client.command("AUTH", user, password) == b"+OK\r\n"
+                        assert client.command(*command).startswith(expected)
+                (theirs_dir / "users.acl").write_text(broken)
+                assert admin.command("ACL", "LOAD").replace(str(theirs_dir).encode(), b"DIR") == \
+                    refusal.replace(str(ours_dir).encode(), b"DIR")  # fmt: skip
+        finally:
+            theirs.stop()
+    finally:
+        ours.stop()

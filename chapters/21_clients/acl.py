@@ -25,8 +25,10 @@ which this server does not have all of).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from collections import deque
@@ -499,7 +501,7 @@ def acl_command(args: list[bytes], out: Any, commands: dict[bytes, CommandSpec])
     elif subcommand == b"dryrun":
         dryrun(args, out, commands)
     elif subcommand in (b"load", b"save"):
-        out.error(NO_ACL_FILE)
+        load_or_save(subcommand, out, commands)
     else:
         out.array(len(ACL_HELP) + 1)
         out.simple("ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
@@ -600,3 +602,85 @@ def dryrun(args: list[bytes], out: Any, commands: dict[bytes, CommandSpec]) -> N
     out.bulk({"command": f"This user has no permissions to run the '{text}' command",
               "key": f"This user has no permissions to access the '{text}' key",
               "channel": f"This user has no permissions to access the '{text}' channel"}[reason].encode())  # fmt: skip
+
+
+# --- the ACL file -------------------------------------------------------------------------------
+# With --aclfile, the users live in a file of ACL LIST lines ("user alice
+# on #... ~app:* +@all"): read at start-up and by ACL LOAD, written by ACL
+# SAVE. A load is all or nothing: any error leaves the users as they were.
+
+acl_file: str = ""  # the path; empty: no file (ACL LOAD and SAVE refuse, as Redis's)
+drop_stale_clients: Callable[[], None] = lambda: None  # after a load: close the clients of users now gone
+
+
+def load_file(path: str, commands: dict[bytes, CommandSpec]) -> str | None:
+    """Replace every user with the file's; Redis's error text if the file
+    cannot be read or a line is wrong (then nothing changes)."""
+    try:
+        with open(path, "rb") as file:
+            text = file.read()
+    except OSError as error:
+        return f"Error loading ACLs, opening file '{path}': {error.strerror}"
+    loaded: dict[bytes, User] = {}
+    errors = []
+    for number, line in enumerate(text.split(b"\n"), 1):
+        words = [word for word in line.strip(b" \t\r\n").split(b" ") if word]
+        if not words:
+            continue
+        if words[0] != b"user" or len(words) < 2:
+            errors.append(f"{path}:{number} should start with user keyword followed by the username. ")
+            continue
+        name = words[1]
+        if name in loaded:
+            errors.append(f"WARNING: Duplicate user '{name.decode(errors='replace')}' found on line {number}. ")
+            continue
+        user = User(name)
+        syntax_reported = False
+        for rule in words[2:]:
+            try:
+                apply_rule(user, rule.strip(b"\t\r\n"), commands)
+            except RuleError as error:
+                if str(error) == UNKNOWN:
+                    errors.append(f"{path}:{number}: Error in applying operation '{rule.decode(errors='replace')}': "
+                                  f"{error}. ")  # fmt: skip
+                elif not syntax_reported:
+                    errors.append(f"{path}:{number}: {error}. ")
+                    syntax_reported = True
+        loaded[name] = user
+    if errors:
+        return "".join(errors) + "WARNING: ACL errors detected, no change to the previously active ACL rules was performed"
+    loaded.setdefault(b"default", new_default_user())
+    users.clear()
+    users.update(loaded)
+    drop_stale_clients()
+    return None
+
+
+def save_file(path: str) -> str | None:
+    """Write every user as ACL LIST shows it: to a temporary file, synced,
+    then renamed over the old one, so that a crash leaves one or the other."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "wb") as file:
+            file.write(b"".join(describe(users[name]).encode() + b"\n" for name in sorted(users)))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        return error.strerror or str(error)
+    return None
+
+
+def load_or_save(subcommand: bytes, out: Any, commands: dict[bytes, CommandSpec]) -> None:
+    """ACL LOAD | SAVE."""
+    if not acl_file:
+        out.error(NO_ACL_FILE)
+    elif subcommand == b"load":
+        problem = load_file(acl_file, commands)
+        out.error(f"ERR {problem}") if problem else out.simple("OK")
+    elif save_file(acl_file) is None:
+        out.simple("OK")
+    else:
+        out.error("ERR There was an error trying to save the ACLs. Please check the server logs for more information")

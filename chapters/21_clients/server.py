@@ -56,7 +56,7 @@ from common.commands import (  # noqa: E402
     write_help,
     wrong_arity_message,
 )
-from common.net import parse_options  # noqa: E402
+from common.net import fail, parse_options  # noqa: E402
 from common.resp import parse_integer  # noqa: E402
 from common.resp3 import ReplyBuffer, hello  # noqa: E402
 
@@ -930,6 +930,7 @@ def add_commands() -> None:
     COMMANDS.checks.insert(after_multi_check, check_acl)
     acl.current_username = lambda: current().user
     acl.disconnect_user = disconnect_user
+    acl.drop_stale_clients = lambda: [disconnect_user(name) for name in {c.user for c in clients.values()} - set(acl.users)]
     COMMANDS.before_call.insert(0, hold_if_paused)
     COMMANDS.after_call.extend([feed_monitors, log_if_slow, note_output_peak, count_failed_call, drop_muted_reply])
     COMMANDS.on_reject.extend([count_rejection, drop_muted_error])
@@ -945,6 +946,7 @@ def add_commands() -> None:
     config.add("requirepass", lambda: access.requirepass.decode(errors="surrogateescape"), access.set_requirepass)
     config.add("protected-mode", lambda: "yes" if access.protected_mode else "no", access.set_protected_mode)
     config.add_integer("acllog-max-len", lambda: acl.LOG_MAX, set_acllog_max_len)
+    config.add("aclfile", lambda: acl.acl_file)  # set at start-up only, as Redis's
     config.add_integer("slowlog-log-slower-than", lambda: slowlog.slower_than, set_slower_than, minimum=-1)
     config.add_integer("slowlog-max-len", lambda: slowlog.max_len, set_max_len)
 
@@ -957,6 +959,8 @@ def add_options(parser: Any) -> None:
                         help="keep this many slow-log entries (default: 128)")  # fmt: skip
     parser.add_argument("--requirepass", default="", metavar="PASSWORD",
                         help="the default user's password: clients must AUTH (default: none)")  # fmt: skip
+    parser.add_argument("--aclfile", default="", metavar="PATH",
+                        help="the users, as ACL LIST lines: loaded at start-up, by ACL LOAD, written by ACL SAVE")
     parser.add_argument("--acllog-max-len", type=int, default=128, metavar="ENTRIES",
                         help="keep this many ACL LOG entries (default: 128)")  # fmt: skip
     parser.add_argument("--protected-mode", default="yes", choices=["yes", "no"],
@@ -969,6 +973,11 @@ def configure(options: Any) -> None:
     access.set_requirepass(options.requirepass.encode(errors="surrogateescape"))
     access.set_protected_mode(options.protected_mode.encode())
     set_acllog_max_len(options.acllog_max_len)
+    if options.aclfile:
+        acl.acl_file = options.aclfile
+        problem = acl.load_file(options.aclfile, COMMANDS.commands)
+        if problem:
+            fail(f"Aborting Redis startup because of ACL errors: {problem}")
 
 
 def main() -> None:
