@@ -80,8 +80,8 @@ def add_commands() -> None:
     for family in (StringCommands(chapter14), KeyCommands(chapter14), MORE_SORTED_SETS):
         chapter14.COMMANDS.add_all(family.specs())
     blocking = ("write", "noscript", "blocking")
-    chapter14.COMMANDS.add(b"bzpopmin", CommandSpec(bzpopmin, -3, blocking, 1, -2, 1))
-    chapter14.COMMANDS.add(b"bzpopmax", CommandSpec(bzpopmax, -3, blocking, 1, -2, 1))
+    chapter14.COMMANDS.add(b"bzpopmin", CommandSpec(bzpopmin, -3, ("write", "noscript", "fast", "blocking"), 1, -2, 1))
+    chapter14.COMMANDS.add(b"bzpopmax", CommandSpec(bzpopmax, -3, ("write", "noscript", "fast", "blocking"), 1, -2, 1))
     chapter14.COMMANDS.add(b"bzmpop", CommandSpec(bzmpop, -5, blocking, find_keys=keys_after_numkeys(1)))
     for name in (b"bzpopmin", b"bzpopmax", b"bzmpop"):
         chapter16.append_only.LOGGED_AS[name] = lambda args: []  # pop() logs the ZPOPMIN or ZPOPMAX it did

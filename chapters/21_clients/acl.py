@@ -62,6 +62,7 @@ FAMILIES = {
                  "zdiffstore zintercard zrangestore zrandmember zscan",
     "connection": "ping echo hello auth client quit reset select",
     "transaction": "multi exec discard watch unwatch",
+    "admin": "lastsave",
     "dangerous": "keys flushdb flushall config monitor client slowlog info save bgsave bgrewriteaof shutdown lastsave "
                  "debug acl",
 }  # fmt: skip

@@ -56,6 +56,7 @@ from common.commands import (  # noqa: E402
     write_help,
     wrong_arity_message,
 )
+from common.glob import compile_glob  # noqa: E402
 from common.net import fail, parse_options  # noqa: E402
 from common.resp import parse_integer  # noqa: E402
 from common.resp3 import ReplyBuffer, hello  # noqa: E402
@@ -823,11 +824,15 @@ def command_command(args: list[bytes], out: ReplyBuffer) -> None:
             out.bulk_array(keys)
     elif subcommand == b"list":
         names = list(COMMANDS.commands)
-        if len(args) == 4 and args[1].lower() == b"filterby" and args[2].lower() == b"pattern":
-            from common.glob import compile_glob
-
+        kind = args[2].lower() if len(args) == 4 and args[1].lower() == b"filterby" else None
+        if kind == b"pattern":
             matches = compile_glob(args[3], max(map(len, names)))
             names = [name for name in names if matches(name)]
+        elif kind == b"aclcat":
+            category = args[3].lower().decode(errors="replace")
+            names = [name for name in names if category in acl.categories_of(name, COMMANDS.commands[name])]
+        elif kind == b"module":
+            names = []  # no modules here
         elif len(args) != 1:
             out.error("ERR syntax error")
             return
