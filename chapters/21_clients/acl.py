@@ -26,6 +26,7 @@ which this server does not have all of).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
@@ -108,6 +109,8 @@ class User:
     channel_patterns: list[bytes] = field(default_factory=list)
     all_channels: bool = False
     payload: str = ""  # "sanitize-payload" or "skip-sanitize-payload" once set (RESTORE's checks; no RESTORE here)
+    decisions: dict[str | bytes, bool] = field(default_factory=dict)  # command -> may run it (may_run's memory)
+    compiled_keys: list | None = None  # key_matchers' memory
 
     def copy(self) -> User:
         return User(self.name, self.enabled, self.nopass, list(self.digests), dict(self.command_rules),
@@ -273,26 +276,60 @@ def add_command_rule(user: User, rule: bytes, commands: dict[bytes, CommandSpec]
 # --- the check before every command ----------------------------------------------------------
 
 
+CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl"}
+MAX_DECISIONS = 1024  # a user's remembered verdicts (subcommand names come from clients: bounded)
+
+
+def full_name(name: bytes, args: list[bytes]) -> str:
+    """The command's name as rules and errors give it: client|list for a subcommand."""
+    if name in CONTAINERS and args:
+        return f"{name.decode(errors='replace')}|{args[0].lower().decode(errors='replace')}"
+    return name.decode(errors="replace")
+
+
 def may_run(user: User, name: bytes, spec: CommandSpec, args: list[bytes]) -> bool:
     """Whether `user` may run the command: the last rule that names it,
-    its subcommand or one of its categories decides; with none, +@all does."""
+    its subcommand or one of its categories decides; with none, +@all does.
+    Worked out once per user and command, then remembered (the rules of a
+    user never change: SETUSER makes a new User)."""
     if user.all_commands and not user.command_rules:
         return True
-    command = name.decode(errors="replace")
-    full = f"{command}|{args[0].lower().decode(errors='replace')}" if args else command
-    categories = {f"@{category}" for category in categories_of(name, spec)} | {"@all"}
-    verdict = user.all_commands
-    for rule, allowed in user.command_rules.items():
-        if rule == command or rule == full or rule in categories:
-            verdict = allowed
+    full = full_name(name, args) if name in CONTAINERS else name  # a plain command: its name is the key, undecoded
+    verdict = user.decisions.get(full)
+    if verdict is None:
+        command = name.decode(errors="replace")
+        whole = full if isinstance(full, str) else command
+        categories = {f"@{category}" for category in categories_of(name, spec)} | {"@all"}
+        verdict = user.all_commands
+        for rule, allowed in user.command_rules.items():
+            if rule == command or rule == whole or rule in categories:
+                verdict = allowed
+        if len(user.decisions) >= MAX_DECISIONS:
+            user.decisions.clear()
+        user.decisions[full] = verdict
     return verdict
+
+
+@functools.lru_cache(maxsize=4096)
+def matcher(pattern: bytes) -> Callable[[bytes], bool]:
+    """A user's key or channel pattern, compiled once (common/glob.py: the
+    match costs at most pattern x key length), not per command. Patterns
+    come from the administrator's rules, so the cache holds few."""
+    return compile_glob(pattern, 2**32)
 
 
 def may_use_key(user: User, key: bytes, writes: bool) -> bool:
     if user.all_keys:
         return True
     needed = "W" if writes else "R"
-    return any(needed in permission and compile_glob(pattern, len(key))(key) for pattern, permission in user.key_patterns)
+    return any(needed in permission and matches(key) for matches, permission in key_matchers(user))
+
+
+def key_matchers(user: User) -> list[tuple[Callable[[bytes], bool], str]]:
+    """The user's key patterns, compiled, with their permissions (made once per User)."""
+    if user.compiled_keys is None:
+        user.compiled_keys = [(matcher(pattern), permission) for pattern, permission in user.key_patterns]
+    return user.compiled_keys
 
 
 def may_use_channel(user: User, channel: bytes, is_pattern: bool) -> bool:
@@ -302,7 +339,7 @@ def may_use_channel(user: User, channel: bytes, is_pattern: bool) -> bool:
         return True
     if is_pattern:
         return channel in user.channel_patterns
-    return any(compile_glob(pattern, len(channel))(channel) for pattern in user.channel_patterns)
+    return any(matcher(pattern)(channel) for pattern in user.channel_patterns)
 
 
 PATTERN_COMMANDS = {b"psubscribe", b"punsubscribe"}
@@ -316,12 +353,11 @@ def denial(user: User, name: bytes, spec: CommandSpec, args: list[bytes]) -> tup
     if user.unrestricted():
         return None
     if not may_run(user, name, spec, args):
-        return "command", (f"{name.decode(errors='replace')}|{args[0].lower().decode(errors='replace')}"
-                           if args and name in (b"client", b"config", b"command", b"object", b"memory", b"pubsub",
-                                                b"slowlog", b"acl") else name.decode(errors="replace")).encode()  # fmt: skip
-    for key in spec.keys(args):
-        if not may_use_key(user, key, spec.writes):
-            return "key", key
+        return "command", full_name(name, args).encode()
+    if not user.all_keys:
+        for key in spec.keys(args):
+            if not may_use_key(user, key, spec.writes):
+                return "key", key
     channels = CHANNEL_COMMANDS.get(name)
     if channels is not None and (name not in (b"unsubscribe", b"punsubscribe", b"sunsubscribe")):
         for channel in (args[:1] if channels else args):
