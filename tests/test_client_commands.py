@@ -30,7 +30,9 @@ def line_named(client: RawClient, name: str) -> dict[str, str]:
     """The CLIENT LIST line of the client named `name`, as fields."""
     text = parse_reply(client.command("CLIENT", "LIST"))
     lines = [fields_of(line) for line in text.split(b"\n") if line]
-    return next(fields for fields in lines if fields["name"] == name)
+    named = [fields for fields in lines if fields.get("name") == name]
+    assert named, f"no client named {name!r} in CLIENT LIST (after CLIENT SETNAME {name}):\n{text.decode()}"
+    return named[0]
 
 
 def comparable(fields: dict[str, str]) -> dict[str, str]:
