@@ -60,6 +60,7 @@ class ServerAdmin:
         self.started = time.time()
         self.run_id = secrets.token_hex(20)
         self.acceptor: Acceptor | None = None
+        self.multiplexing_api = "poll"
         self.clients: Sized = ()
         self.port = 0
         # Iterations of the event loop, for loops that count them (chapters 14 on):
@@ -69,10 +70,10 @@ class ServerAdmin:
         commands.add(b"config", CommandSpec(self.config_command, -2, ("admin", "noscript", "loading", "stale")))
         commands.add(b"select", CommandSpec(self.select, 2, ("loading", "stale", "fast")))
 
-    def serve(self, acceptor: Acceptor, clients: Sized, count_cycles: bool = False) -> None:
+    def serve(self, acceptor: Acceptor, clients: Sized, count_cycles: bool = False, api: str = "poll") -> None:
         """Start reporting on a running event loop; registers the settings every event-loop server has.
-        With `count_cycles`, the loop adds one to `eventloop_cycles` per iteration."""
-        self.acceptor, self.clients = acceptor, clients
+        With `count_cycles`, the loop adds one to `eventloop_cycles` per iteration; `api` is what it waits in."""
+        self.acceptor, self.clients, self.multiplexing_api = acceptor, clients, api
         self.eventloop_cycles = 0 if count_cycles else None
         host, port = acceptor.listener.getsockname()[:2]
         self.port = port
@@ -199,7 +200,7 @@ class ServerAdmin:
             "redis_mode": "standalone",
             "os": f"{platform.system()} {platform.release()} {platform.machine()}",
             "arch_bits": 64 if sys.maxsize > 2**32 else 32,
-            "multiplexing_api": "poll",
+            "multiplexing_api": self.multiplexing_api,
             "python_version": platform.python_version(),
             "process_id": os.getpid(),
             "run_id": self.run_id,

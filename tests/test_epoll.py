@@ -80,3 +80,8 @@ def test_idle_clients_leaving_all_at_once_are_all_closed(server):
                 break
             client.command("PING")
         assert b"\r\nconnected_clients:1\r\n" in client.command("INFO", "clients")
+
+
+def test_info_names_the_api_the_loop_waits_in(server):
+    with server.redis() as client:
+        assert client.info("server")["multiplexing_api"] == "epoll"

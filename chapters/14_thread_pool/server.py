@@ -781,7 +781,7 @@ def run_event_loop(acceptor: Acceptor, poller: Poller) -> None:
     poller.register(listener, select.POLLIN)
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
-    ADMIN.serve(acceptor, clients, count_cycles=True)
+    ADMIN.serve(acceptor, clients, count_cycles=True, api=getattr(poller, "api", "poll"))  # chapter 15's: epoll
     while True:
         before_sleep(poller, clients)
         for fd, events in poller.poll(next_wakeup_ms()):

@@ -62,6 +62,8 @@ class EpollPoller:
     """What chapter 14's loop waits on (a Poller, as select.poll() is), on
     epoll: the same four calls, each one system call."""
 
+    api = "epoll"  # INFO's multiplexing_api
+
     def __init__(self) -> None:
         # epoll_create1(): the kernel object that holds the interest list.
         self.epoll = select.epoll()
