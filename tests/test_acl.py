@@ -31,7 +31,7 @@ COMMANDS = [
     ("DEL", "app:9"), ("EXISTS", "ro:1"), ("KEYS", "nomatch:*"), ("LPUSH", "app:list", "x"), ("LRANGE", "ro:list", "0", "-1"),
     ("HSET", "rw:h", "f", "v"), ("HGET", "ro:h", "f"), ("SADD", "wo:s", "m"), ("ZADD", "app:z", "1", "m"),
     ("PUBLISH", "news.today", "hi"), ("PUBLISH", "sports", "hi"), ("PING",), ("ECHO", "x"), ("DBSIZE",),
-    ("SINTERSTORE", "rw:d", "rw:a"), ("MULTI",), ("EXEC",),
+    ("SINTERSTORE", "rw:d", "rw:a"), ("MULTI",), ("EXEC",), ("AUTH", "nobody", "x"), ("RESET",),
 ]  # fmt: skip
 
 

@@ -292,8 +292,8 @@ def may_run(user: User, name: bytes, spec: CommandSpec, args: list[bytes]) -> bo
     its subcommand or one of its categories decides; with none, +@all does.
     Worked out once per user and command, then remembered (the rules of a
     user never change: SETUSER makes a new User)."""
-    if user.all_commands and not user.command_rules:
-        return True
+    if (user.all_commands and not user.command_rules) or "no_auth" in spec.flags:
+        return True  # AUTH, HELLO, RESET: whoever may switch users (Redis's CMD_NO_AUTH)
     full = full_name(name, args) if name in CONTAINERS else name  # a plain command: its name is the key, undecoded
     verdict = user.decisions.get(full)
     if verdict is None:
