@@ -61,14 +61,37 @@ FAMILIES = {
                  "zrevrange zquery zpopmin zpopmax zmpop bzpopmin bzpopmax bzmpop zremrangebyrank zremrangebyscore "
                  "zremrangebylex zrangebylex zrevrangebylex zlexcount zunion zinter zdiff zunionstore zinterstore "
                  "zdiffstore zintercard zrangestore zrandmember zscan",
-    "connection": "ping echo hello auth client quit reset select",
+    "connection": "ping echo hello auth command quit reset select",
     "transaction": "multi exec discard watch unwatch",
     "admin": "lastsave",
-    "dangerous": "keys flushdb flushall config monitor client slowlog info save bgsave bgrewriteaof shutdown lastsave "
-                 "debug acl",
+    "dangerous": "keys flushdb flushall monitor info save bgsave bgrewriteaof shutdown lastsave debug",
 }  # fmt: skip
 FAMILY_OF = {name.encode(): {family for family, names in FAMILIES.items() if name in names.split()}
              for names in FAMILIES.values() for name in names.split()}  # fmt: skip
+
+
+# A container command's subcommands each have categories of their own, as
+# in Redis's command table: "admin dangerous" for those an operator runs.
+_OPERATOR = {"slow", "admin", "dangerous"}
+SUBCOMMAND_CATEGORIES: dict[str, set[str]] = {
+    **{f"acl|{sub}": _OPERATOR for sub in "deluser dryrun getuser list load log save setuser users".split()},
+    **{f"acl|{sub}": {"slow"} for sub in "cat genpass help whoami".split()},
+    **{f"client|{sub}": _OPERATOR | {"connection"} for sub in "kill list no-evict pause unblock unpause".split()},
+    **{f"client|{sub}": {"slow", "connection"} for sub in "getname help id info reply setname setinfo".split()},
+    **{f"command|{sub}": {"slow", "connection"} for sub in "count getkeys help info list".split()},
+    **{f"config|{sub}": _OPERATOR for sub in "get resetstat rewrite set".split()},
+    "config|help": {"slow"}, "memory|usage": {"slow", "read"}, "memory|help": {"slow"},
+    **{f"object|{sub}": {"slow", "keyspace", "read"} for sub in "encoding freq".split()},
+    "object|help": {"slow", "keyspace"},
+    **{f"pubsub|{sub}": {"slow", "pubsub"} for sub in "channels numpat numsub shardchannels shardnumsub".split()},
+    "pubsub|help": {"slow"},
+    **{f"slowlog|{sub}": _OPERATOR for sub in "get len reset".split()}, "slowlog|help": {"slow"},
+}  # fmt: skip
+
+
+def subcommand_categories(full: str) -> set[str] | None:
+    """The categories of `container|sub`, or None if there is no such subcommand."""
+    return SUBCOMMAND_CATEGORIES.get(full)
 
 
 def categories_of(name: bytes, spec: CommandSpec) -> set[str]:
@@ -299,7 +322,10 @@ def may_run(user: User, name: bytes, spec: CommandSpec, args: list[bytes]) -> bo
     if verdict is None:
         command = name.decode(errors="replace")
         whole = full if isinstance(full, str) else command
-        categories = {f"@{category}" for category in categories_of(name, spec)} | {"@all"}
+        own = subcommand_categories(whole) if isinstance(full, str) else categories_of(name, spec)
+        if own is None:
+            return True  # no such subcommand: the command answers so itself, as Redis refuses it before any ACL check
+        categories = {f"@{category}" for category in own} | {"@all"}
         verdict = user.all_commands
         for rule, allowed in user.command_rules.items():
             if rule == command or rule == whole or rule in categories:
@@ -578,7 +604,17 @@ def category_command(args: list[bytes], out: Any, commands: dict[bytes, CommandS
     if category not in CATEGORIES:
         out.error(f"ERR Unknown category '{args[1].decode(errors='replace')[:128]}'")
         return
-    out.bulk_array([name for name, spec in commands.items() if category in categories_of(name, spec)])
+    out.bulk_array(commands_in(category, commands))
+
+
+def commands_in(category: str, commands: dict[bytes, CommandSpec]) -> list[bytes]:
+    """The commands of a category, a container's subcommands by their full names (client|kill), as Redis lists them."""
+    found = [name for name, spec in commands.items() if name not in CONTAINERS and category in categories_of(name, spec)]
+    found += [full.encode() for full, categories in SUBCOMMAND_CATEGORIES.items()
+              if category in categories and full.partition("|")[0].encode() in commands]  # fmt: skip
+    if b"command" in commands and category in categories_of(b"command", commands[b"command"]):
+        found.append(b"command")  # COMMAND alone is a command too
+    return found
 
 
 def log_command(args: list[bytes], out: Any) -> None:

@@ -829,8 +829,7 @@ def command_command(args: list[bytes], out: ReplyBuffer) -> None:
             matches = compile_glob(args[3], max(map(len, names)))
             names = [name for name in names if matches(name)]
         elif kind == b"aclcat":
-            category = args[3].lower().decode(errors="replace")
-            names = [name for name in names if category in acl.categories_of(name, COMMANDS.commands[name])]
+            names = acl.commands_in(args[3].lower().decode(errors="replace"), COMMANDS.commands)
         elif kind == b"module":
             names = []  # no modules here
         elif len(args) != 1:
