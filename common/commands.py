@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns  # a global name: one lookup less per command than time.perf_counter_ns
 from typing import Any
 
-from common.resp import write_array_header, write_bulk, write_error, write_integer, write_null, write_simple
+from common.resp import (
+    parse_integer,
+    write_array_header,
+    write_bulk,
+    write_error,
+    write_integer,
+    write_null,
+    write_simple,
+)
 
 # What HELLO and INFO report: the Redis version whose replies the servers reproduce.
 REDIS_VERSION = "7.0.0"
@@ -46,6 +54,26 @@ def lookup_typed(db: Any, key: bytes, value_type: type, out: Any) -> Any:
         write_error(out, WRONGTYPE)
         return False
     return entry.value
+
+
+def parse_count(text: bytes, out: Any) -> int | None:
+    """A count that must be 0 or more (LPOP's, SPOP's, ZPOPMIN's), or None
+    after replying Redis's error (its getPositiveLongFromObjectOrReply: one text for both faults)."""
+    count = parse_integer(text)
+    if count is None or count < 0:
+        write_error(out, "ERR value is out of range, must be positive")
+        return None
+    return count
+
+
+def lookup_or_reply(db: Any, key: bytes, value_type: type, out: Any, missing: Callable[[], None]) -> Any:
+    """The value of `value_type` at `key`; or None after replying for it:
+    `missing()` if there is no key, WRONGTYPE if it holds another type
+    (Redis's lookupKeyReadOrReply, then checkType)."""
+    found = lookup_typed(db, key, value_type, out)
+    if found is None:
+        missing()
+    return found or None
 
 
 def delete_if_empty(db: Any, key: bytes, value: Any) -> bool:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.commands import NOT_AN_INTEGER, CommandSpec, delete_if_empty, lookup_typed
+from common.commands import NOT_AN_INTEGER, CommandSpec, delete_if_empty, lookup_or_reply, lookup_typed, parse_count
 from common.quicklist import QuickList
 from common.resp import parse_integer
 from common.resp3 import ReplyBuffer
 from common.zset_commands import keys_after_numkeys, parse_mpop
 
 SYNTAX_ERROR = "ERR syntax error"
-MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
 
 
 def parse_side(text: bytes) -> bool | None:
@@ -118,11 +117,8 @@ class ListCommands:
             out.error(f"ERR wrong number of arguments for '{'lpop' if head else 'rpop'}' command")
             return
         count = None
-        if len(args) == 2:
-            count = parse_integer(args[1])
-            if count is None or count < 0:
-                out.error(MUST_BE_POSITIVE)
-                return
+        if len(args) == 2 and (count := parse_count(args[1], out)) is None:
+            return
         quicklist = self.lookup_list(args[0], out)
         if quicklist is False:
             return
@@ -198,13 +194,9 @@ class ListCommands:
 
     def move_command(self, source: bytes, destination: bytes, from_head: bool, to_head: bool,
                      out: ReplyBuffer) -> None:  # fmt: skip
-        quicklist = self.lookup_list(source, out)
-        if quicklist is False:
-            return
-        if quicklist is None:
-            out.null()
-            return
-        self.move(source, quicklist, destination, from_head, to_head, out)
+        quicklist = lookup_or_reply(self.db, source, QuickList, out, out.null)
+        if quicklist is not None:
+            self.move(source, quicklist, destination, from_head, to_head, out)
 
     def move(self, source: bytes, quicklist: QuickList, destination: bytes, from_head: bool, to_head: bool,
              out: ReplyBuffer) -> bool:  # fmt: skip
@@ -231,11 +223,8 @@ class ListCommands:
             out.integer(len(quicklist) if quicklist else 0)
 
     def lindex(self, args: list[bytes], out: ReplyBuffer) -> None:
-        quicklist = self.lookup_list(args[0], out)
-        if quicklist is False:
-            return
+        quicklist = lookup_or_reply(self.db, args[0], QuickList, out, out.null)
         if quicklist is None:
-            out.null()
             return
         index = parse_integer(args[1])
         if index is None:
@@ -245,11 +234,8 @@ class ListCommands:
         out.null() if item is None else out.bulk(item)
 
     def lset(self, args: list[bytes], out: ReplyBuffer) -> None:
-        quicklist = self.lookup_list(args[0], out)
-        if quicklist is False:
-            return
+        quicklist = lookup_or_reply(self.db, args[0], QuickList, out, lambda: out.error("ERR no such key"))
         if quicklist is None:
-            out.error("ERR no such key")
             return
         index = parse_integer(args[1])
         if index is None:
@@ -289,11 +275,8 @@ class ListCommands:
         if where not in (b"before", b"after"):
             out.error(SYNTAX_ERROR)
             return
-        quicklist = self.lookup_list(args[0], out)
-        if quicklist is False:
-            return
+        quicklist = lookup_or_reply(self.db, args[0], QuickList, out, lambda: out.integer(0))
         if quicklist is None:
-            out.integer(0)
             return
         position = quicklist.index_of(args[2])
         if position < 0:
@@ -309,11 +292,8 @@ class ListCommands:
         if count is None:
             out.error(NOT_AN_INTEGER)
             return
-        quicklist = self.lookup_list(args[0], out)
-        if quicklist is False:
-            return
+        quicklist = lookup_or_reply(self.db, args[0], QuickList, out, lambda: out.integer(0))
         if quicklist is None:
-            out.integer(0)
             return
         removed = quicklist.remove(args[2], count)
         if removed:

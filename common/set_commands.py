@@ -19,13 +19,12 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from common.commands import NOT_AN_INTEGER, CommandSpec, delete_if_empty, lookup_typed
+from common.commands import NOT_AN_INTEGER, CommandSpec, delete_if_empty, lookup_typed, parse_count
 from common.resp import parse_integer
 from common.resp3 import ReplyBuffer
 from common.set import RedisSet
 from common.zset_commands import LONG_MAX, MAX_RANDOM_DRAWS, keys_after_numkeys
 
-MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
 
 
 class SetCommands:
@@ -122,11 +121,8 @@ class SetCommands:
             out.error("ERR syntax error")
             return
         count = None
-        if len(args) == 2:
-            count = parse_integer(args[1])
-            if count is None or count < 0:
-                out.error(MUST_BE_POSITIVE)
-                return
+        if len(args) == 2 and (count := parse_count(args[1], out)) is None:
+            return
         key = args[0]
         members = self.lookup_set(key, out)
         if members is False:

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from common.commands import NOT_A_FLOAT, NOT_AN_INTEGER, WRONGTYPE, CommandSpec
+from common.commands import NOT_A_FLOAT, NOT_AN_INTEGER, WRONGTYPE, CommandSpec, parse_count
 from common.resp import parse_integer
 from common.resp3 import ReplyBuffer
 from common.zset import ZNode, ZSet
@@ -573,11 +573,8 @@ class MoreSortedSetCommands:
             out.error("ERR syntax error")
             return
         count = None
-        if len(args) == 2:
-            count = parse_integer(args[1])
-            if count is None or count < 0:  # Redis's getPositiveLong: one text for both
-                out.error("ERR value is out of range, must be positive")
-                return
+        if len(args) == 2 and (count := parse_count(args[1], out)) is None:
+            return
         # RESP3 nests [member, score] pairs when a count was given, as Redis 7.0.
         self.pop(args[:1], out, highest, count, nested=out.protocol == 3 and count is not None, with_key=False)
 
