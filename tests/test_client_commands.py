@@ -9,6 +9,8 @@ depend on the server are compared byte for byte.
 from __future__ import annotations
 
 import re
+import socket
+import struct
 import time
 
 import pytest
@@ -276,3 +278,17 @@ def closed_after_draining(client: RawClient, timeout: float = 5.0) -> bool:
         return True
     except TimeoutError:
         return False
+
+
+@pytest.mark.readme("CLIENT LIST")
+def test_clients_that_reset_as_they_connect_cost_nothing(server):
+    """A client that connects and resets at once (SO_LINGER 0) is gone before
+    the server looks at its address: it is dropped, and the server goes on."""
+    for _ in range(300):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.connect(("127.0.0.1", server.port))
+        sock.close()
+    with server.connect() as client:
+        assert client.command("PING") == b"+PONG\r\n"
+        assert parse_reply(client.command("CLIENT", "LIST")).count(b"\n") <= 2  # the dead ones are gone

@@ -699,8 +699,13 @@ def accept_clients(acceptor: Acceptor, poller: Poller, clients: dict[int, Connec
         idle_connections.push_back(conn)
         clients[sock.fileno()] = conn
         poller.register(sock, conn.polled_events)
-        for task in accept_tasks:
-            task(conn)
+        try:
+            for task in accept_tasks:
+                task(conn)
+        except Exception:  # a bug in a task must cost this one connection, not the server
+            log.exception("internal error while accepting a client; closing the connection")
+            conn.closing = True
+            clients_pending_write[id(conn)] = conn
         log.debug("connection from %s:%d", *address[:2])
 
 

@@ -110,9 +110,15 @@ def client_connected(conn: Any) -> None:
     """A new connection (chapter 14's accept_tasks). Protected mode may
     refuse it at once, with Redis's explanation."""
     now = time.time()
-    peer = conn.sock.getpeername()
-    clients[conn] = Client(conn, address_text(peer), address_text(conn.sock.getsockname()), conn.sock.fileno(), now,
-                           now, authenticated=not access.needs_password())  # fmt: skip
+    try:
+        peer, local = conn.sock.getpeername(), conn.sock.getsockname()
+    except OSError:  # reset by the client before we got to it: Redis's "?:0", and closed at once
+        clients[conn] = Client(conn, "?:0", "?:0", conn.sock.fileno(), now, now, authenticated=False)
+        conn.closing = True
+        chapter14.clients_pending_write[id(conn)] = conn
+        return
+    clients[conn] = Client(conn, address_text(peer), address_text(local), conn.sock.fileno(), now, now,
+                           authenticated=not access.needs_password())  # fmt: skip
     if access.refused_as_unprotected(peer[0]):
         conn.outgoing.error(access.DENIED)
         conn.closing = True  # once the explanation is sent; nothing it sends is run
