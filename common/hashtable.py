@@ -248,23 +248,27 @@ class HMap(Generic[N]):
     def fair_random_node(self, rng: random.Random | Any) -> N | None:
         """A node picked uniformly at random (chapter 20's SRANDMEMBER,
         SPOP and HRANDFIELD, whose draws Redis's tests check for fairness,
-        as Redis's dictGetFairRandomKey): a random bucket and a random
-        position in it up to FAIR_CHAIN; an empty position tries again, so
-        that every node has the same chance on each try. A table left
-        sparse by deletions (it never shrinks) falls back to random_node."""
+        as Redis's dictGetFairRandomKey): a random bucket, kept with a
+        chance in proportion to its chain's length, then a random node of
+        it; an empty bucket or a refusal tries again, so that every node has
+        the same chance on each try. A table left sparse by deletions (it
+        never shrinks) falls back to random_node."""
         if not self._size:
             return None
         tables = [self._newer] if self._older is None else [self._newer, self._older]
         total = sum(len(table) for table in tables)
         for _ in range(FAIR_TRIES):
             index = rng.randrange(total)
-            node = tables[0][index] if index < len(tables[0]) else tables[1][index - len(tables[0])]
-            position = rng.randrange(FAIR_CHAIN)
-            while node is not None and position:
-                node = node.hnext
-                position -= 1
-            if node is not None:
-                return node
+            head = tables[0][index] if index < len(tables[0]) else tables[1][index - len(tables[0])]
+            if head is None:
+                continue
+            chain: list[N] = []
+            _collect(head, chain)
+            # Taken with a chance in proportion to its length: every node
+            # alike, as long as no chain is longer than FAIR_CHAIN (a longer
+            # one is taken whole, so that no node is ever out of reach).
+            if rng.random() * max(FAIR_CHAIN, len(chain)) < len(chain):
+                return rng.choice(chain)
         return self.random_node(rng)
 
     # --- progressive resizing --------------------------------------------------------

@@ -309,3 +309,24 @@ def test_scan_while_the_table_grows_returns_no_key_twice(initial, inserts, inser
             break
     assert len(returned) == len(set(returned))
     assert initial <= set(returned)
+
+
+def test_fair_random_node_reaches_every_node_even_in_a_long_chain():
+    """SRANDMEMBER's draws (chapter 20): each node about as often as any
+    other, and none out of reach, even past FAIR_CHAIN nodes in one bucket."""
+    import random as random_module
+    from collections import Counter
+
+    class SameHash(bytes):
+        def __hash__(self) -> int:
+            return 7  # every key in one chain
+
+    chained = HMap()
+    for number in range(20):
+        chained.insert(HNode(SameHash(b"k%d" % number)))
+    assert {chained.fair_random_node(random_module).key for _ in range(5000)} == {node.key for node in chained}
+    spread = HMap()
+    for number in range(50):
+        spread.insert(HNode(b"m%d" % number))
+    counts = Counter(spread.fair_random_node(random_module).key for _ in range(50_000))
+    assert len(counts) == 50 and min(counts.values()) > 700 and max(counts.values()) < 1300
