@@ -210,7 +210,14 @@ def run_file(suite: Path, port: int, name: str, only: tuple[str, ...] = (), skip
         elif status in ("err", "exception"):
             # An error outside any test: the harness names it by its message, which may quote
             # whatever reply came (random in zset.tcl); name it by the message's shape.
-            test = "error outside any test: " + re.sub(r"'[^']*'", "'...'", test)[:60].rstrip()
+            # A failed assertion quotes a reply that may itself hold quotes (an
+            # error naming its command): everything quoted goes, whatever it held.
+            if "(context:" in test:
+                shape = re.sub(r"'.*'", "'...'", test)
+                shape = re.sub(r"(\(context: .*? line \d+).*", r"\1", shape)  # where, not what it ran
+            else:
+                shape = re.sub(r"'[^']*'", "'...'", test)[:60].rstrip()
+            test = "error outside any test: " + shape
         runs[test] += 1
         if runs[test] > 1:
             test = f"{test} [run {runs[test]}]"
