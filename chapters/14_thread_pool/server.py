@@ -786,7 +786,8 @@ def run_event_loop(acceptor: Acceptor, poller: Poller) -> None:
     poller.register(listener, select.POLLIN)
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
-    ADMIN.serve(acceptor, clients, count_cycles=True, api=getattr(poller, "api", "poll"))  # chapter 15's: epoll
+    # A poller may say which API it waits in (INFO multiplexing_api); select.poll() does not.
+    ADMIN.serve(acceptor, clients, count_cycles=True, api=getattr(poller, "api", "poll"))
     while True:
         before_sleep(poller, clients)
         for fd, events in poller.poll(next_wakeup_ms()):
