@@ -140,25 +140,50 @@ def serve(run: Callable[[], None]) -> None:
     SIGTERM (what `kill` and test harnesses send) is turned into the same
     KeyboardInterrupt as Ctrl-C, so both unwind the stack, close sockets via
     their `with` blocks and end with status 0 instead of a traceback.
+
+    Python runs a signal's handler between two bytecodes of the main
+    thread, not when the signal arrives: one that arrives just before the
+    event loop goes to sleep in poll() is noted, and then waits as long as
+    the sleep, which may be for ever. So, as Redis's handler only sets
+    shutdown_asap for serverCron to act on ten times a second, a stop is
+    noted here and also acted on by a tick (SIGALRM) every STOP_CHECK_SECONDS,
+    which wakes any sleep.
     """
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        # Python runs this handler between any two bytecodes, also inside the
-        # garbage collector's callback (freeze_survivors), where an exception
-        # is printed and dropped ("Exception ignored"): the server would go
-        # on. There, try again a moment later (SIGALRM comes back here).
-        if frame is not None and frame.f_code is _after_collection.__code__:
-            signal.setitimer(signal.ITIMER_REAL, 0.001)
-            return
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
-        signal.signal(signum, interrupt)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _request_stop)
+    signal.signal(signal.SIGALRM, _stop_if_requested)
+    signal.setitimer(signal.ITIMER_REAL, STOP_CHECK_SECONDS, STOP_CHECK_SECONDS)
     freeze_survivors()
     try:
         run()
     except KeyboardInterrupt:
         log.info("shutting down")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+STOP_CHECK_SECONDS = 0.1
+_stop_requested = False
+
+
+def _request_stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM and SIGINT: note the stop, and act on it at once if we can."""
+    global _stop_requested
+    _stop_requested = True
+    _stop_if_requested(signum, frame)
+
+
+def _stop_if_requested(signum: int, frame: FrameType | None) -> None:
+    """Also the tick's handler: raise the KeyboardInterrupt that stops serve().
+
+    Not inside the garbage collector's callback (freeze_survivors), where
+    Python prints and drops an exception: the server would go on. There, the
+    next tick tries again."""
+    global _stop_requested
+    if not _stop_requested or (frame is not None and frame.f_code is _after_collection.__code__):
+        return
+    _stop_requested = False
+    raise KeyboardInterrupt
 
 
 def freeze_survivors() -> None:

@@ -90,11 +90,10 @@ class ThreadPool:
         self.shutdown()
 
     def _work(self) -> None:
-        # The process's signals (SIGTERM, Ctrl-C, the SIGALRM retry of
-        # common/net.py) go to the main thread, never here: the kernel hands
-        # a process signal to any thread not blocking it, and one received by
-        # a worker would not wake the event loop's poll(), which could then
-        # sleep on, the shutdown unnoticed, until its timeout (minutes).
+        # The process's signals (SIGTERM, Ctrl-C, the SIGALRM tick of
+        # common/net.py's serve) go to the main thread, never here: the
+        # kernel hands a process signal to any thread not blocking it, and
+        # one received by a worker would not wake the event loop's poll().
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGALRM})
         while True:
             with self._lock:
