@@ -17,6 +17,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sized
+from dataclasses import dataclass
 
 from common.commands import (
     REDIS_VERSION,
@@ -34,6 +35,27 @@ from common.resp import RequestParser, parse_integer, write_array_header, write_
 DEFAULT_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace")
 ALL_SECTIONS = (*DEFAULT_SECTIONS, "commandstats")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Traffic:
+    """What an event loop that counts (chapter 14 on) tells INFO's stats:
+    bytes and calls on the sockets, key lookups by commands that only read
+    (Redis counts those as keyspace hits and misses), values freed by the
+    worker thread, keys expired (lazily or by the active cycles, whose cost
+    is timed), and the loop's own iterations."""
+
+    net_input_bytes: int = 0
+    net_output_bytes: int = 0
+    reads_processed: int = 0
+    writes_processed: int = 0
+    keyspace_hits: int = 0
+    keyspace_misses: int = 0
+    lazyfreed_objects: int = 0
+    expired_keys: int = 0
+    expire_cycles_capped: int = 0  # active expiry cycles that stopped with due keys left
+    expire_cycle_ns: int = 0  # time spent in active expiry
+    eventloop_cycles: int = 0
 
 
 class ServerAdmin:
@@ -57,24 +79,26 @@ class ServerAdmin:
         self.default_sections = list(DEFAULT_SECTIONS)
         self.all_sections = list(ALL_SECTIONS)
         self.more_sections: dict[str, Callable[[], dict[str, object]]] = {}
+        # Run on each section's fields last (section name, fields -> fields): one may complete or reorder them.
+        self.section_finishers: list[Callable[[str, dict[str, object]], dict[str, object]]] = []
         self.started = time.time()
         self.run_id = secrets.token_hex(20)
         self.acceptor: Acceptor | None = None
         self.multiplexing_api = "poll"
         self.clients: Sized = ()
         self.port = 0
-        # Iterations of the event loop, for loops that count them (chapters 14 on):
-        # INFO shows it, under Redis 7.2's name, only then.
-        self.eventloop_cycles: int | None = None
+        # Counted by the loops that count (chapters 14 on): INFO shows them only then.
+        self.traffic = Traffic()
+        self.counting = False
         commands.add(b"info", CommandSpec(self.info, -1, ("loading", "stale")))
         commands.add(b"config", CommandSpec(self.config_command, -2, ("admin", "noscript", "loading", "stale")))
         commands.add(b"select", CommandSpec(self.select, 2, ("loading", "stale", "fast")))
 
-    def serve(self, acceptor: Acceptor, clients: Sized, count_cycles: bool = False, api: str = "poll") -> None:
+    def serve(self, acceptor: Acceptor, clients: Sized, counting: bool = False, api: str = "poll") -> None:
         """Start reporting on a running event loop; registers the settings every event-loop server has.
-        With `count_cycles`, the loop adds one to `eventloop_cycles` per iteration; `api` is what it waits in."""
+        With `counting`, the loop keeps `traffic` up to date; `api` is what it waits in."""
         self.acceptor, self.clients, self.multiplexing_api = acceptor, clients, api
-        self.eventloop_cycles = 0 if count_cycles else None
+        self.counting = counting
         host, port = acceptor.listener.getsockname()[:2]
         self.port = port
         self.config.add("port", lambda: port)
@@ -94,6 +118,11 @@ class ServerAdmin:
             self.config.add("save", lambda: "")
             self.config.add("appendonly", lambda: "no")
         self.config.reset_stats.append(self.commands.reset_stats)
+        self.config.reset_stats.append(self.reset_traffic)
+
+    def reset_traffic(self) -> None:
+        """CONFIG RESETSTAT: every counter but the loop's iterations starts again."""
+        self.traffic = Traffic(eventloop_cycles=self.traffic.eventloop_cycles)
 
     # --- SELECT ------------------------------------------------------------------
 
@@ -190,6 +219,8 @@ class ServerAdmin:
         fields = self.more_sections[name]() if name in self.more_sections else getattr(self, "info_" + name)()
         for more in self.extra_info.get(name, []):
             fields.update(more())
+        for finish in self.section_finishers:
+            fields = finish(name, fields)
         title = "CPU" if name == "cpu" else name.capitalize()  # Redis's spelling: tools split INFO by it
         return f"# {title}\r\n" + "".join(f"{key}:{value}\r\n" for key, value in fields.items())
 
@@ -222,7 +253,8 @@ class ServerAdmin:
     def info_memory(self) -> dict[str, object]:
         with open("/proc/self/statm") as statm:  # pages: total, resident, ...
             resident = int(statm.read().split()[1]) * PAGE_SIZE
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        # The kernel's peak (kB on Linux) is updated lazily: it can lag the resident size just read.
+        peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, resident)
         # Redis's used_memory is what its allocator handed out; Python's
         # allocator does not say, so the resident set stands for it.
         return {
@@ -233,6 +265,7 @@ class ServerAdmin:
             "used_memory_peak": peak,
             "used_memory_peak_human": human_bytes(peak),
             "lazyfree_pending_objects": 0,
+            **({"lazyfreed_objects": self.traffic.lazyfreed_objects} if self.counting else {}),
         }
 
     def info_stats(self) -> dict[str, object]:
@@ -240,10 +273,21 @@ class ServerAdmin:
             "total_connections_received": (self.acceptor.accepted if self.acceptor else 0),
             "total_commands_processed": sum(spec.calls for spec in self.commands.commands.values()),
             "rejected_connections": self.acceptor.refused if self.acceptor else 0,
-            "lazyfreed_objects": 0,
         }
-        if self.eventloop_cycles is not None:
-            stats["eventloop_cycles"] = self.eventloop_cycles
+        if self.counting:
+            traffic = self.traffic
+            stats |= {
+                "total_net_input_bytes": traffic.net_input_bytes,
+                "total_net_output_bytes": traffic.net_output_bytes,
+                "expired_keys": traffic.expired_keys,
+                "expired_time_cap_reached_count": traffic.expire_cycles_capped,
+                "expire_cycle_cpu_milliseconds": traffic.expire_cycle_ns // 1_000_000,
+                "keyspace_hits": traffic.keyspace_hits,
+                "keyspace_misses": traffic.keyspace_misses,
+                "total_reads_processed": traffic.reads_processed,
+                "total_writes_processed": traffic.writes_processed,
+                "eventloop_cycles": traffic.eventloop_cycles,  # Redis 7.2's name
+            }
         return stats
 
     def info_persistence(self) -> dict[str, object]:

@@ -169,6 +169,7 @@ class CommandTable:
         self.nesting = 0  # calls under way: 1 inside a command, 2 inside one EXEC runs
         self.last_call_ns = 0  # how long the command that just ran took
         self.request_name = b""  # the name of the request being processed, as the client wrote it
+        self.current: CommandSpec | None = None  # the command running, or that ran last
         # (name, reply buffer, where the error starts in it), when a command is
         # refused before it runs: unknown, a wrong number of arguments, or a check's error.
         self.on_reject: list[Callable[[bytes, Any, int], None]] = []
@@ -231,6 +232,7 @@ class CommandTable:
         reply_start = len(out)
         started = perf_counter_ns()
         self.nesting += 1
+        self.current = spec
         try:
             spec.function(args, out)
         finally:

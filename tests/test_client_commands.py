@@ -234,7 +234,7 @@ def test_a_slow_command_is_logged_with_its_duration(server):
         assert entries[0][2] >= 1000
 
 
-@pytest.mark.readme("INFO errorstats")
+@pytest.mark.readme("INFO")
 def test_errorstats_count_errors_by_code_as_redis(pair):
     for client in pair:
         client.command("CONFIG", "RESETSTAT")
@@ -249,6 +249,70 @@ def test_errorstats_count_errors_by_code_as_redis(pair):
     assert totals[0] == totals[1]
     sections = [re.findall(rb"^# (\w+)", parse_reply(client.command("INFO")), re.M) for client in pair]
     assert sections[0] == sections[1]
+
+
+def info_fields(client: RawClient, section: str = "") -> dict[str, dict[str, str]]:
+    """INFO's text as section -> {field: value}, in the order printed."""
+    sections: dict[str, dict[str, str]] = {}
+    for line in parse_reply(client.command("INFO", *([section] if section else []))).decode().split("\r\n"):
+        if line.startswith("# "):
+            current = sections.setdefault(line[2:], {})
+        elif line:
+            name, value = line.split(":", 1)
+            current[name] = value
+    return sections
+
+
+@pytest.mark.readme("INFO")
+def test_info_prints_every_field_of_redis_default_info_in_its_order(pair):
+    """Each section of the default INFO has every field real Redis prints,
+    in Redis's order; this server's own fields (python_version, ...) come
+    only after Redis's."""
+    ours, theirs = (info_fields(client) for client in pair)
+    assert list(ours) == list(theirs)
+    for section, fields in theirs.items():
+        printed = list(ours[section])
+        assert printed[: len(fields)] == list(fields), section
+        assert not set(printed[len(fields) :]) & set(fields), section
+
+
+@pytest.mark.readme("INFO")
+def test_info_counters_move_as_redis_counts(pair):
+    """The same requests to both servers, after CONFIG RESETSTAT: the same
+    keyspace hits and misses (lookups by commands that only read), expired
+    keys (lazily and by the active cycle), commands and bytes received."""
+    for client in pair:
+        client.command("FLUSHALL")
+        client.command("CONFIG", "RESETSTAT")
+        for command in [("SET", "a", "1"), ("GET", "a"), ("GET", "b"), ("EXISTS", "a", "b", "c"), ("MGET", "a", "z"),
+                        ("INCR", "a"), ("SET", "gone", "x", "PX", "1"), ("SET", "later", "x", "PX", "1"),
+                        ("RPUSH", "l", "x"), ("LRANGE", "l", "0", "-1"), ("HGET", "h", "f"), ("TYPE", "a")]:  # fmt: skip
+            client.command(*command)
+        time.sleep(0.01)
+        client.command("GET", "gone")  # expired: deleted by this lookup (a miss)
+    deadline = time.monotonic() + 5  # "later" is left to each server's active expiry
+    while time.monotonic() < deadline and any(client.command("DBSIZE") != b":2\r\n" for client in pair):
+        time.sleep(0.05)
+    ours, theirs = (info_fields(client, "stats")["Stats"] for client in pair)
+    for name in ("keyspace_hits", "keyspace_misses", "expired_keys", "total_net_input_bytes"):
+        assert ours[name] == theirs[name], name
+    assert ours["expired_keys"] == "2"
+
+
+@pytest.mark.readme("INFO")
+def test_instantaneous_ops_per_sec_follows_the_load(server):
+    """Sampled every 100 ms and averaged over 16 samples, as Redis's: busy,
+    it counts the commands; some seconds idle, it falls back to 0."""
+    with server.connect() as client:
+        until = time.monotonic() + 0.8
+        while time.monotonic() < until:
+            client.sock.sendall(encode_command("PING") * 50)
+            for _ in range(50):
+                client.read_reply()
+        busy = int(info_fields(client, "stats")["Stats"]["instantaneous_ops_per_sec"])
+        assert busy > 1000
+        time.sleep(2)
+        assert info_fields(client, "stats")["Stats"]["instantaneous_ops_per_sec"] in ("0", "1")
 
 
 @pytest.mark.readme("MONITOR and SLOWLOG")

@@ -399,6 +399,6 @@ def test_a_stop_while_the_child_is_collected_still_shuts_down(tmp_path, monkeypa
     read_end, write_end = os.pipe()
     os.close(write_end)
     snapshots = chapter16.snapshots
-    monkeypatch.setattr(snapshots, "child", snapshots.Child(pid, "rdb", time.monotonic(), tmp_path / "dump.rdb", read_end, 0))
+    monkeypatch.setattr(snapshots, "child", snapshots.Child(pid, "rdb", time.monotonic(), tmp_path / "dump.rdb", read_end, 0, 0))
     chapter16.shut_down()  # no ProcessLookupError
     os.close(read_end)

@@ -138,11 +138,18 @@ def lookup_live(key: bytes) -> Entry | None:
     entry = keyspace.lookup(key)
     if entry is not None and (expiry := expires.lookup(key)) is not None and expiry.deadline <= now_ms():
         delete_expired(entry)
-        return None
+        entry = None
+    running = COMMANDS.current
+    if running is not None and not running.writes:  # INFO's keyspace hits and misses count reads, as Redis's
+        if entry is None:
+            ADMIN.traffic.keyspace_misses += 1
+        else:
+            ADMIN.traffic.keyspace_hits += 1
     return entry
 
 
 def delete_expired(entry: Entry) -> None:
+    ADMIN.traffic.expired_keys += 1
     delete_entry(entry)
     notify_keyspace_event("x", "expired", entry.key)
 
@@ -170,7 +177,7 @@ def discard(value: bytes | ZSet, background: bool = False) -> None:
         value.clear()
 
 
-def free_in_slices(zset: ZSet) -> None:
+def free_in_slices(zset: ZSet, counted: int = 1) -> None:
     """Runs on a worker thread: dismantle `zset` free_slice nodes at a time.
 
     Between slices, time.sleep(0) releases the GIL, so an event loop that
@@ -184,14 +191,17 @@ def free_in_slices(zset: ZSet) -> None:
         # it had freed the set itself.
         nodes = list(zset.dismantle())
         del nodes
+        ADMIN.traffic.lazyfreed_objects += counted
         return
     for freed, _ in enumerate(zset.dismantle(), 1):
         if freed % free_slice == 0:
             time.sleep(0)
+    ADMIN.traffic.lazyfreed_objects += counted  # only this thread adds to it
 
 
 def free_keyspace_in_slices(old_keyspace: HMap, old_expires: HMap, old_heap: Heap) -> None:
     """Runs on a worker thread: free a flushed keyspace and its TTLs, slice by slice."""
+    keys = len(old_keyspace)
     nodes = [*old_keyspace, *old_expires]  # a Python loop: the GIL changes hands as it goes
     old_keyspace.clear()
     old_expires.clear()
@@ -199,9 +209,10 @@ def free_keyspace_in_slices(old_keyspace: HMap, old_expires: HMap, old_heap: Hea
     while nodes:
         for node in nodes[-DEFAULT_FREE_SLICE:]:
             if type(node) is Entry and type(node.value) is not bytes:
-                free_in_slices(node.value)
+                free_in_slices(node.value, counted=0)
         del nodes[-DEFAULT_FREE_SLICE:]  # the last references to these nodes
         time.sleep(0)
+    ADMIN.traffic.lazyfreed_objects += keys
 
 
 def set_deadline(entry: Entry, deadline: int | None) -> None:
@@ -228,11 +239,18 @@ def deadline_of(key: bytes) -> int | None:
 def expire_keys() -> None:
     """Delete keys whose deadline has passed, MAX_EXPIRE_WORK at most (active expiration)."""
     now = now_ms()
+    expiry = expiry_heap.peek()
+    if expiry is None or expiry.deadline > now:
+        return
+    started = time.perf_counter_ns()  # INFO's expire_cycle_cpu_milliseconds
     for _ in range(MAX_EXPIRE_WORK):
         expiry = expiry_heap.peek()
         if expiry is None or expiry.deadline > now:
-            return
+            break
         delete_expired(keyspace.lookup(expiry.key))
+    else:
+        ADMIN.traffic.expire_cycles_capped += 1  # due keys are left for the next cycle
+    ADMIN.traffic.expire_cycle_ns += time.perf_counter_ns() - started
 
 # --- commands ------------------------------------------------------------------
 # A command takes its arguments (the name excluded) and appends its reply to
@@ -579,6 +597,8 @@ def handle_readable(conn: Connection) -> None:
     except OSError:  # e.g. reset by the client: nobody left to answer
         abandon(conn)
         return
+    ADMIN.traffic.reads_processed += 1
+    ADMIN.traffic.net_input_bytes += len(data)
     if not data:
         # The client will send no more, but may still read (a half-close).
         # Every request it sent is executed and answered before we close,
@@ -648,6 +668,8 @@ def handle_writable(conn: Connection) -> None:
     except OSError:
         abandon(conn)
         return
+    ADMIN.traffic.writes_processed += 1
+    ADMIN.traffic.net_output_bytes += sent
     # Deleting from the front of a bytearray moves its start pointer in
     # CPython; the unsent rest is not copied.
     del conn.outgoing[:sent]
@@ -787,7 +809,7 @@ def run_event_loop(acceptor: Acceptor, poller: Poller) -> None:
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
     # A poller may say which API it waits in (INFO multiplexing_api); select.poll() does not.
-    ADMIN.serve(acceptor, clients, count_cycles=True, api=getattr(poller, "api", "poll"))
+    ADMIN.serve(acceptor, clients, counting=True, api=getattr(poller, "api", "poll"))
     while True:
         before_sleep(poller, clients)
         for fd, events in poller.poll(next_wakeup_ms()):
@@ -796,7 +818,7 @@ def run_event_loop(acceptor: Acceptor, poller: Poller) -> None:
             else:
                 handle_events(clients[fd], events)
         server_cron(poller, clients)
-        ADMIN.eventloop_cycles += 1
+        ADMIN.traffic.eventloop_cycles += 1
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

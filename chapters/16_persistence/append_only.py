@@ -62,6 +62,8 @@ class AppendOnly:
 aof: AppendOnly | None = None
 loading = False  # replaying the AOF: its commands are not logged again
 rewrite_scheduled = False  # BGREWRITEAOF asked for while another child ran
+rewrites = 0  # begun (INFO aof_rewrites)
+rewrites_consecutive_failures = 0
 
 
 def relative_options_from(first: int) -> Callable[[list[bytes]], bool]:
@@ -250,6 +252,8 @@ def start_aof_rewrite() -> bool:
     aof.descriptor = open_incr(aof.manifest)
     new_incr = aof.manifest.incrs[-1]
     temporary = settings.aof_dir / f"temp-rewriteaof-bg-{os.getpid()}.aof"
+    global rewrites
+    rewrites += 1
     started = snapshots.start_child("aof", temporary)
     if started is None:
         return False
@@ -268,10 +272,13 @@ def start_scheduled_rewrite() -> bool:
 
 def finish_aof_rewrite(finished: snapshots.Child, ok: bool) -> None:
     """The child wrote the new base: rename it, and switch the manifest over."""
+    global rewrites_consecutive_failures
     if not ok or aof is None or finished.incr is None:
         log.error("background AOF rewrite failed")
         finished.target.unlink(missing_ok=True)
+        rewrites_consecutive_failures += 1
         return
+    rewrites_consecutive_failures = 0
     base = aof.manifest.new_base(settings.appendfilename, keep_from=finished.incr)
     os.replace(finished.target, settings.aof_dir / base.name)
     write_manifest(aof.manifest)

@@ -156,6 +156,8 @@ def save(args: list[bytes], out: ReplyBuffer) -> None:
 
 def save_now() -> bool:
     """Write the snapshot in the event loop; False (and logged) if it failed."""
+    global rdb_saves
+    rdb_saves += 1
     try:
         write_snapshot(settings.rdb_path)
     except OSError as error:
@@ -257,6 +259,7 @@ class Child:
     target: Path  # the snapshot it writes (through temporary_snapshot(target, pid))
     report: int  # the read end of a pipe: the child writes how much memory it copied
     changes: int  # changes_since_save when it forked (what the snapshot holds)
+    keys: int  # keys when it forked: what it writes
     incr: Any = None  # aof: the incr file opened when the rewrite began
 
 
@@ -266,6 +269,11 @@ last_cow_size = {"rdb": 0, "aof": 0}  # bytes the last child of each kind copied
 last_child_seconds = {"rdb": -1, "aof": -1}
 last_child_ok = {"rdb": True, "aof": True}
 latest_fork_usec = 0
+# INFO's counters: snapshots begun (SAVE or a child), forks, what the last load read.
+rdb_saves = 0
+total_forks = 0
+load_keys_loaded = 0
+load_keys_expired = 0
 # What to do when a child of another kind than "rdb" ends, by kind
 # (append_only.py registers the end of an AOF rewrite).
 finish_child: dict[str, Callable[[Child, bool], None]] = {}
@@ -274,9 +282,10 @@ finish_child: dict[str, Callable[[Child, bool], None]] = {}
 def start_child(kind: str, target: Path, changes: int = 0) -> Child | None:
     """fork(): the child writes the snapshot `target` from its copy-on-write
     image of the keyspace, as it was at this instant, and exits; the parent goes on."""
-    global child, last_save_attempt, latest_fork_usec
+    global child, last_save_attempt, latest_fork_usec, rdb_saves, total_forks
     if kind == "rdb":
         last_save_attempt = time.monotonic()
+        rdb_saves += 1
     read_end, write_end = os.pipe()
     forking = time.perf_counter()
     try:
@@ -292,7 +301,8 @@ def start_child(kind: str, target: Path, changes: int = 0) -> Child | None:
     # The parent stood still this long: fork() copies the page tables, in
     # proportion to the memory in use.
     latest_fork_usec = int((time.perf_counter() - forking) * 1e6)
-    child = Child(pid, kind, time.monotonic(), target, read_end, changes)
+    total_forks += 1
+    child = Child(pid, kind, time.monotonic(), target, read_end, changes, len(chapter14.keyspace))
     log.info("background %s started by pid %d", "saving" if kind == "rdb" else "AOF rewrite", pid)
     return child
 
@@ -319,10 +329,11 @@ def run_child(work: Callable[[], None], report: int) -> None:
             os._exit(status)  # no cleanup: the parent's sockets and files are not ours to flush
 
 
-def private_dirty_bytes() -> int:
-    """The pages this process has written since fork(): its own copies (what Redis reports as COW)."""
+def private_dirty_bytes(pid: int | str = "self") -> int:
+    """The pages a process has written since fork(): its own copies (what
+    Redis reports as COW). The parent may ask about its child, by pid."""
     try:
-        with open("/proc/self/smaps_rollup") as rollup:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
             for line in rollup:
                 if line.startswith("Private_Dirty:"):
                     return int(line.split()[1]) * 1024
@@ -371,10 +382,12 @@ def remove_child_files(stopped: Child) -> None:
 
 def load_rdb_records(reader: RdbReader, source: str) -> int:
     """Put every key of a dump into the keyspace (keys already expired are skipped, as Redis does)."""
+    global load_keys_loaded, load_keys_expired
     now = chapter14.now_ms()
-    loaded = 0
+    loaded = load_keys_expired = 0
     for record in reader.records():
         if record.expire_ms is not None and record.expire_ms <= now:
+            load_keys_expired += 1
             continue
         if chapter14.keyspace.lookup(record.key) is not None:
             raise RdbError(f"{source}: key {record.key!r} appears twice")
@@ -388,6 +401,7 @@ def load_rdb_records(reader: RdbReader, source: str) -> int:
         if record.expire_ms is not None:
             chapter14.set_deadline(entry, record.expire_ms)
         loaded += 1
+    load_keys_loaded = loaded
     return loaded
 
 

@@ -70,6 +70,7 @@ chapter14 = chapter20.chapter14  # the connections, the command table
 COMMANDS = chapter14.COMMANDS
 acl = load_chapter_module(21, "acl")  # users, and what each may do
 access = load_chapter_module(21, "access")  # who may connect and run commands: AUTH, protected mode
+info = load_chapter_module(21, "info")  # INFO completed to Redis 7.0's fields, in its order
 
 # Commands with subcommands: a client's last command is named "client|list", as Redis names it.
 CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl", b"script",
@@ -898,6 +899,22 @@ def reset_client(conn: Any) -> None:
     monitors.pop(conn, None)
 
 
+def client_buffers() -> tuple[int, int, int]:
+    """For INFO: the largest query buffer and output waiting now, and what every client costs (tot-mem)."""
+    largest_query = largest_output = total = 0
+    for client in clients.values():
+        query, output = client.conn.parser.buffered(), len(client.conn.outgoing)
+        largest_query, largest_output = max(largest_query, query), max(largest_output, output)
+        total += CLIENT_OVERHEAD + query + sys.getsizeof(client.conn.outgoing)
+    return largest_query, largest_output, total
+
+
+def some_deadlines(rng: Any) -> list[int]:
+    """For INFO's expired_stale_perc: the deadlines of some keys with a TTL, drawn at random."""
+    drawn = (chapter14.expires.fair_random_node(rng) for _ in range(info.STALE_SAMPLE if chapter14.expires else 0))
+    return [expiry.deadline for expiry in drawn if expiry is not None]
+
+
 def note_output_peak(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
     client = clients.get(chapter14.current_client)
     if client is not None and len(out) > client.output_peak:
@@ -951,6 +968,15 @@ def add_commands() -> None:
     admin.add_section("errorstats", lambda: {f"errorstat_{code}": f"count={count}"  # in code order, as Redis's rax
                                              for code, count in sorted(error_counts.items())}, after="modules")  # fmt: skip
     admin.extra_info.setdefault("stats", []).append(lambda: {"total_error_replies": total_errors})
+    statistics = info.Info(admin, info.Sources(
+        commands_processed=lambda: sum(spec.calls for spec in COMMANDS.commands.values()),
+        client_buffers=client_buffers,
+        clients_with_timeout=lambda: sum(1 for blocked in chapter17.parked.values() if blocked.deadline != math.inf),
+        aof_buffer=lambda: len(chapter16.append_only.aof.buffer) if chapter16.append_only.aof else 0,
+        expiry_deadlines=some_deadlines,
+    ))  # fmt: skip
+    chapter14.cron_tasks.append(statistics.sample_if_due)
+    chapter14.timers.append(statistics.next_sample_ms)
     admin.config.reset_stats.append(reset_error_counts)
     config = admin.config
     config.add("requirepass", lambda: access.requirepass.decode(errors="surrogateescape"), access.set_requirepass)
