@@ -518,11 +518,14 @@ def parse_mpop(args: list[bytes], out: ReplyBuffer, sides: tuple[bytes, bytes] =
 
 def keys_after_numkeys(position: int) -> Callable[[list[bytes]], list[bytes]]:
     """A CommandSpec's find_keys for a command whose keys follow a numkeys
-    argument at `position` among its arguments (ZMPOP's 0, BZMPOP's 1)."""
+    argument at `position` among its arguments (ZMPOP's 0, BZMPOP's 1);
+    none if numkeys is not a count of keys that are there."""
 
     def find_keys(args: list[bytes]) -> list[bytes]:
         numkeys = parse_integer(args[position]) if position < len(args) else None
-        return args[position + 1 : position + 1 + numkeys] if numkeys is not None and numkeys > 0 else []
+        if numkeys is None or not 0 < numkeys <= len(args) - position - 1:
+            return []
+        return args[position + 1 : position + 1 + numkeys]
 
     return find_keys
 
@@ -547,13 +550,13 @@ class MoreSortedSetCommands:
             b"zrangebylex": CommandSpec(self.zrangebylex, -4, ("readonly",), 1, 1, 1),
             b"zrevrangebylex": CommandSpec(self.zrevrangebylex, -4, ("readonly",), 1, 1, 1),
             b"zlexcount": CommandSpec(self.zlexcount, 4, ("readonly", "fast"), 1, 1, 1),
-            b"zunion": CommandSpec(self.zunion, -3, ("readonly",)),
-            b"zinter": CommandSpec(self.zinter, -3, ("readonly",)),
-            b"zdiff": CommandSpec(self.zdiff, -3, ("readonly",)),
+            b"zunion": CommandSpec(self.zunion, -3, ("readonly",), find_keys=keys_after_numkeys(0)),
+            b"zinter": CommandSpec(self.zinter, -3, ("readonly",), find_keys=keys_after_numkeys(0)),
+            b"zdiff": CommandSpec(self.zdiff, -3, ("readonly",), find_keys=keys_after_numkeys(0)),
             b"zunionstore": CommandSpec(self.zunionstore, -4, ("write", "denyoom"), 1, 1, 1),
             b"zinterstore": CommandSpec(self.zinterstore, -4, ("write", "denyoom"), 1, 1, 1),
             b"zdiffstore": CommandSpec(self.zdiffstore, -4, ("write", "denyoom"), 1, 1, 1),
-            b"zintercard": CommandSpec(self.zintercard, -3, ("readonly",)),
+            b"zintercard": CommandSpec(self.zintercard, -3, ("readonly",), find_keys=keys_after_numkeys(0)),
             # ZRANGE again, as Redis 7 has it: chapter 14's, plus BYLEX; and ZRANGESTORE.
             b"zrange": CommandSpec(self.zrange, -4, ("readonly",), 1, 1, 1),
             b"zrangestore": CommandSpec(self.zrangestore, -5, ("write", "denyoom"), 1, 2, 1),

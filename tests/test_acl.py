@@ -31,7 +31,13 @@ COMMANDS = [
     ("DEL", "app:9"), ("EXISTS", "ro:1"), ("KEYS", "nomatch:*"), ("LPUSH", "app:list", "x"), ("LRANGE", "ro:list", "0", "-1"),
     ("HSET", "rw:h", "f", "v"), ("HGET", "ro:h", "f"), ("SADD", "wo:s", "m"), ("ZADD", "app:z", "1", "m"),
     ("PUBLISH", "news.today", "hi"), ("PUBLISH", "sports", "hi"), ("PING",), ("ECHO", "x"), ("DBSIZE",),
-    ("SINTERSTORE", "rw:d", "rw:a"), ("MULTI",), ("EXEC",), ("AUTH", "nobody", "x"), ("RESET",),
+    # What the command does to each key decides the permission (key specs): R to read it, W to change it, none to
+    # look at its type or existence; SET ... GET reads too.
+    ("SINTERSTORE", "wo:d", "ro:a"), ("COPY", "ro:1", "wo:2"), ("COPY", "wo:1", "ro:2"), ("EXISTS", "wo:1"),
+    ("TYPE", "wo:1"), ("LMOVE", "rw:l", "wo:l", "LEFT", "RIGHT"), ("SET", "wo:1", "v", "GET"), ("STRLEN", "wo:1"),
+    ("RENAME", "wo:x", "wo:y"), ("GETDEL", "wo:1"), ("APPEND", "wo:1", "x"), ("ZUNIONSTORE", "wo:z", "1", "ro:z"),
+    ("ZUNIONSTORE", "wo:z", "2", "ro:z", "other"), ("ZINTERSTORE", "wo:z", "1", "wo:y"),
+    ("SINTERSTORE", "rw:d", "rw:a"), ("MULTI",), ("EXEC",), ("AUTH", "nobody", "x"), ("RESET",),  # RESET: last
 ]  # fmt: skip
 
 
@@ -203,3 +209,43 @@ def test_a_subcommand_is_allowed_or_refused_by_its_own_categories(pair):
     finally:
         for client in pair:
             client.command("ACL", "DELUSER", "operator")
+
+
+def sample_invocation(name: str, arity: int) -> list[str]:
+    """Arguments that COMMAND GETKEYSANDFLAGS accepts for `name`: keys k1, k2... where the key positions are
+    (it checks the number of arguments and finds the keys, not the rest of the syntax); a count where one is."""
+    counted = {"zunionstore": ["d", "2", "k1", "k2"], "zinterstore": ["d", "2", "k1", "k2"],
+               "zdiffstore": ["d", "2", "k1", "k2"], "zunion": ["2", "k1", "k2"], "zinter": ["2", "k1", "k2"],
+               "zdiff": ["2", "k1", "k2"], "zintercard": ["2", "k1", "k2"], "sintercard": ["2", "k1", "k2"],
+               "lmpop": ["2", "k1", "k2", "LEFT"], "blmpop": ["0", "2", "k1", "k2", "LEFT"],
+               "zmpop": ["2", "k1", "k2", "MIN"], "bzmpop": ["0", "2", "k1", "k2", "MIN"],
+               "object": ["ENCODING", "k1"], "memory": ["USAGE", "k1"]}  # fmt: skip
+    if name in counted:
+        return counted[name]
+    return [f"k{i}" for i in range(1, max(abs(arity), 4))]
+
+
+KEYS_DIFFER = {"zquery"}  # the book's own command
+
+
+def test_getkeysandflags_names_each_key_with_redis_flags(server, real_redis):
+    """For every command with keys, the flags of Redis 7's key specs for each key, byte for byte (they decide the
+    ACL permission each key needs), and SET's that change with GET."""
+    with server.connect() as ours, real_redis.connect() as theirs:
+        compared = 0
+        for name in sorted(parse_reply(ours.command("COMMAND", "LIST"))):
+            info = parse_reply(ours.command("COMMAND", "INFO", name))[0]
+            text = name.decode()
+            if text in KEYS_DIFFER:
+                continue
+            sample = sample_invocation(text, info[1])
+            assert_same_replies(ours, theirs, ("COMMAND", "GETKEYSANDFLAGS", text, *sample),
+                                ("COMMAND", "GETKEYS", text, *sample), ("COMMAND", "GETKEYS", text, "x"))  # fmt: skip
+            compared += 1
+        assert compared > 160
+        assert_same_replies(ours, theirs, ("COMMAND", "GETKEYSANDFLAGS", "SET", "k", "v", "GET"),
+                            ("COMMAND", "GETKEYSANDFLAGS", "GET"), ("COMMAND", "GETKEYSANDFLAGS", "NOPE", "k"),
+                            ("COMMAND", "GETKEYSANDFLAGS", "PING", "x"), ("COMMAND", "GETKEYSANDFLAGS"),
+                            ("COMMAND", "GETKEYS", "OBJECT", "ENCODING"), ("COMMAND", "GETKEYS", "OBJECT", "NOPE", "x"),
+                            ("COMMAND", "GETKEYS", "CONFIG", "GET", "x"), ("COMMAND", "GETKEYS", "LMPOP", "0", "a", "LEFT"),
+                            ("COMMAND", "GETKEYS", "BLMPOP", "0", "5", "a", "LEFT"))

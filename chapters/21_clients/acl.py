@@ -11,8 +11,8 @@ to another.
 Before every command (`check`, one of chapter 14's checks, where Redis's
 processCommand calls ACLCheckAllPerm) the client's user is asked three
 questions: may it run this command, may it use these keys (found from the
-command table's key positions: a write needs W on each, a read R), these
-channels? A "no" is a -NOPERM error and an entry in the ACL LOG. For the
+command table's key positions; key_specs.py says whether the command
+reads a key, needing R, or changes it, needing W), these channels? A "no" is a -NOPERM error and an entry in the ACL LOG. For the
 default user with everything allowed, the check is one attribute test.
 
 Rules (ACL SETUSER user rule rule ...) are applied in order to a copy of
@@ -37,9 +37,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.chapters import load_chapter_module
 from common.commands import CommandSpec
 from common.glob import compile_glob
 from common.resp import parse_integer
+
+key_specs = load_chapter_module(21, "key_specs")  # what a command does to each of its keys
 
 # Redis 7.0's categories, in its order (ACL CAT).
 CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap", "hyperloglog",
@@ -78,7 +81,7 @@ SUBCOMMAND_CATEGORIES: dict[str, set[str]] = {
     **{f"acl|{sub}": {"slow"} for sub in "cat genpass help whoami".split()},
     **{f"client|{sub}": _OPERATOR | {"connection"} for sub in "kill list no-evict pause unblock unpause".split()},
     **{f"client|{sub}": {"slow", "connection"} for sub in "getname help id info reply setname setinfo".split()},
-    **{f"command|{sub}": {"slow", "connection"} for sub in "count getkeys help info list".split()},
+    **{f"command|{sub}": {"slow", "connection"} for sub in "count docs getkeys getkeysandflags help info list".split()},
     **{f"config|{sub}": _OPERATOR for sub in "get resetstat rewrite set".split()},
     "config|help": {"slow"}, "memory|usage": {"slow", "read"}, "memory|help": {"slow"},
     **{f"object|{sub}": {"slow", "keyspace", "read"} for sub in "encoding freq".split()},
@@ -344,11 +347,12 @@ def matcher(pattern: bytes) -> Callable[[bytes], bool]:
     return compile_glob(pattern, 2**32)
 
 
-def may_use_key(user: User, key: bytes, writes: bool) -> bool:
+def may_use_key(user: User, key: bytes, needed: str) -> bool:
+    """Whether one of the user's patterns gives every permission `needed`
+    ("R", "W", both or none) and matches `key` (Redis's ACLSelectorCheckKey)."""
     if user.all_keys:
         return True
-    needed = "W" if writes else "R"
-    return any(needed in permission and matches(key) for matches, permission in key_matchers(user))
+    return any(all(p in permission for p in needed) and matches(key) for matches, permission in key_matchers(user))
 
 
 def key_matchers(user: User) -> list[tuple[Callable[[bytes], bool], str]]:
@@ -381,8 +385,8 @@ def denial(user: User, name: bytes, spec: CommandSpec, args: list[bytes]) -> tup
     if not may_run(user, name, spec, args):
         return "command", full_name(name, args).encode()
     if not user.all_keys:
-        for key in spec.keys(args):
-            if not may_use_key(user, key, spec.writes):
+        for key, flags in key_specs.keys_with_flags(name, spec, args):
+            if not may_use_key(user, key, key_specs.permissions_needed(flags)):
                 return "key", key
     channels = CHANNEL_COMMANDS.get(name)
     if channels is not None and (name not in (b"unsubscribe", b"punsubscribe", b"sunsubscribe")):

@@ -71,6 +71,7 @@ COMMANDS = chapter14.COMMANDS
 acl = load_chapter_module(21, "acl")  # users, and what each may do
 access = load_chapter_module(21, "access")  # who may connect and run commands: AUTH, protected mode
 info = load_chapter_module(21, "info")  # INFO completed to Redis 7.0's fields, in its order
+key_specs = load_chapter_module(21, "key_specs")  # what a command does to each of its keys
 
 # Commands with subcommands: a client's last command is named "client|list", as Redis names it.
 CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl", b"script",
@@ -815,20 +816,34 @@ def client_help(args: list[bytes], out: ReplyBuffer) -> None:
 
 
 def command_command(args: list[bytes], out: ReplyBuffer) -> None:
-    """COMMAND as chapter 07's table answers it, plus GETKEYS and LIST."""
+    """COMMAND as chapter 07's table answers it, plus GETKEYS, GETKEYSANDFLAGS and LIST."""
     subcommand = args[0].lower() if args else b""
-    if subcommand == b"getkeys":
-        spec = COMMANDS.commands.get(args[1].lower()) if len(args) >= 3 else None
+    if subcommand in (b"getkeys", b"getkeysandflags"):
         if len(args) < 3:  # COMMAND GETKEYS command arg [arg ...]: Redis's arity -4
-            out.error(wrong_arity_message(b"command|getkeys"))
-        elif spec is None:
+            out.error(wrong_arity_message(b"command|" + subcommand))
+            return
+        name, rest = args[1].lower(), args[2:]
+        spec = COMMANDS.commands.get(name)
+        full = acl.full_name(name, rest) if name in CONTAINERS else ""  # OBJECT ENCODING: object|encoding
+        arity = (3 if full in key_specs.SUBCOMMAND_KEY_FLAGS else -2) if full else spec.arity if spec else 0
+        if spec is None or (full and acl.subcommand_categories(full) is None):
             out.error("ERR Invalid command specified")
-        elif len(args) - 1 != spec.arity if spec.arity > 0 else len(args) - 1 < -spec.arity:
-            out.error("ERR Invalid number of arguments specified for command")
-        elif not (keys := spec.keys(args[2:])):
+        elif not key_specs.has_keys(name, spec, full):
             out.error("ERR The command has no key arguments")
+        elif len(rest) + 1 != arity if arity > 0 else len(rest) + 1 < -arity:
+            out.error("ERR Invalid number of arguments specified for command")
+        elif not (keys := key_specs.keys_with_flags(name, spec, rest, full)):
+            out.error("ERR Invalid arguments specified for command")
+        elif subcommand == b"getkeys":
+            out.bulk_array([key for key, _ in keys])
         else:
-            out.bulk_array(keys)
+            out.array(len(keys))
+            for key, flags in keys:
+                out.array(2)
+                out.bulk(key)
+                out.array(len(flags))
+                for flag in flags:
+                    out.simple(flag)
     elif subcommand == b"list":
         names = list(COMMANDS.commands)
         kind = args[2].lower() if len(args) == 4 and args[1].lower() == b"filterby" else None
