@@ -356,3 +356,42 @@ def test_clients_that_reset_as_they_connect_cost_nothing(server):
     with server.connect() as client:
         assert client.command("PING") == b"+PONG\r\n"
         assert parse_reply(client.command("CLIENT", "LIST")).count(b"\n") <= 2  # the dead ones are gone
+
+
+def docs_by_name(reply: list) -> dict[bytes, dict[bytes, object]]:
+    """COMMAND DOCS's RESP2 reply (flat arrays for maps) as name -> {field: value}, subcommands included by name."""
+    found: dict[bytes, dict[bytes, object]] = {}
+    for name, doc in zip(reply[0::2], reply[1::2]):
+        fields = dict(zip(doc[0::2], doc[1::2]))
+        found[name] = fields
+        found.update(docs_by_name(fields.get(b"subcommands", [])))
+    return found
+
+
+@pytest.mark.readme("COMMAND GETKEYS, LIST and DOCS")
+def test_command_docs_cover_every_command_with_redis_since_and_group(server, real_redis):
+    """Every command and subcommand the server has is documented: summary,
+    complexity and arguments in this project's words (parsed from its
+    syntax), the version that introduced it and its group as Redis's."""
+    with server.connect() as ours, real_redis.connect() as theirs:
+        documented = docs_by_name(parse_reply(ours.command("COMMAND", "DOCS")))
+        reference = docs_by_name(parse_reply(theirs.command("COMMAND", "DOCS")))
+        names = parse_reply(ours.command("COMMAND", "LIST"))
+        assert set(names) <= set(documented), set(names) - set(documented)
+        for name, doc in documented.items():
+            assert doc[b"summary"] and doc[b"complexity"], name
+            if name in reference and name != b"client|setinfo":  # Redis 7.2's, in 7.0's server
+                assert (doc[b"since"], doc[b"group"]) == (reference[name][b"since"], reference[name][b"group"]), name
+        assert b"zquery" not in reference and len(set(documented) & set(reference)) > 200
+        subcommands = {name for name in documented if b"|" in name}
+        assert subcommands >= {b"config|get", b"client|list", b"acl|setuser", b"object|encoding", b"command|docs"}
+        assert parse_reply(ours.command("COMMAND", "DOCS", "nope")) == []
+        set_doc = docs_by_name(parse_reply(ours.command("COMMAND", "DOCS", "SET")))[b"set"]
+        arguments = [dict(zip(argument[0::2], argument[1::2])) for argument in set_doc[b"arguments"]]
+        assert [(a[b"name"], a[b"type"]) for a in arguments[:2]] == [(b"key", b"key"), (b"value", b"string")]
+        expiry = dict(zip(set_doc[b"arguments"][-1][0::2], set_doc[b"arguments"][-1][1::2]))
+        assert expiry[b"type"] == b"oneof" and expiry[b"flags"] == [b"optional"]
+        assert [dict(zip(a[0::2], a[1::2]))[b"token"] for a in expiry[b"arguments"]] == [
+            b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL"]
+        assert ours.command("HELLO", "3").startswith(b"%")
+        assert ours.command("COMMAND", "DOCS", "GET").startswith(b"%1\r\n$3\r\nget\r\n%5\r\n")

@@ -18,7 +18,10 @@ says about its client, as Redis's `client` struct does, and reports it.
   that asked (`feed_monitors`, after each call, as Redis's call() does).
 * SLOWLOG: the commands that took longer than `slowlog-log-slower-than`
   microseconds, the last `slowlog-max-len` of them.
-* COMMAND GETKEYS and LIST, from the key positions chapter 14's table
+* INFO with every field of Redis 7.0's default sections, in its order
+  (info.py), and errors counted by code (# Errorstats).
+* COMMAND GETKEYS, GETKEYSANDFLAGS (key_specs.py), LIST and DOCS
+  (command_docs.py), from the key positions chapter 14's table
   already has.
 
 Everything else is chapter 20's server, imported unchanged; what this
@@ -72,6 +75,7 @@ acl = load_chapter_module(21, "acl")  # users, and what each may do
 access = load_chapter_module(21, "access")  # who may connect and run commands: AUTH, protected mode
 info = load_chapter_module(21, "info")  # INFO completed to Redis 7.0's fields, in its order
 key_specs = load_chapter_module(21, "key_specs")  # what a command does to each of its keys
+command_docs = load_chapter_module(21, "command_docs")  # COMMAND DOCS: each command's summary, since, arguments
 
 # Commands with subcommands: a client's last command is named "client|list", as Redis names it.
 CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl", b"script",
@@ -812,12 +816,15 @@ def client_help(args: list[bytes], out: ReplyBuffer) -> None:
     write_help(out, "CLIENT", CLIENT_HELP)
 
 
-# --- COMMAND GETKEYS and LIST ------------------------------------------------------------------
+# --- COMMAND GETKEYS, LIST, DOCS -----------------------------------------------------------------
 
 
 def command_command(args: list[bytes], out: ReplyBuffer) -> None:
-    """COMMAND as chapter 07's table answers it, plus GETKEYS, GETKEYSANDFLAGS and LIST."""
+    """COMMAND as chapter 07's table answers it, plus DOCS, GETKEYS, GETKEYSANDFLAGS and LIST."""
     subcommand = args[0].lower() if args else b""
+    if subcommand == b"docs":
+        command_docs.write_docs(out, [name.lower() for name in args[1:]])
+        return
     if subcommand in (b"getkeys", b"getkeysandflags"):
         if len(args) < 3:  # COMMAND GETKEYS command arg [arg ...]: Redis's arity -4
             out.error(wrong_arity_message(b"command|" + subcommand))
