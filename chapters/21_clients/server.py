@@ -13,9 +13,10 @@ says about its client, as Redis's `client` struct does, and reports it.
 * CLIENT LIST and INFO print Redis 7.0's line for each client, every
   field in its order, read from the chapters that hold it (`client_line`);
   CLIENT ID, SETNAME, GETNAME, KILL (by address, id, type, user, age),
-  REPLY ON|OFF|SKIP, PAUSE and UNPAUSE, UNBLOCK, NO-EVICT.
-* MONITOR: every command any client runs, as it runs, to the clients
-  that asked (`feed_monitors`, after each call, as Redis's call() does).
+  REPLY ON|OFF|SKIP, PAUSE and UNPAUSE (pause.py), UNBLOCK, NO-EVICT.
+* MONITOR (watching.py): every command any client runs, as it runs, to
+  the clients that asked (`feed_monitors`, after each call, as Redis's
+  call() does).
 * SLOWLOG: the commands that took longer than `slowlog-log-slower-than`
   microseconds, the last `slowlog-max-len` of them.
 * INFO with every field of Redis 7.0's default sections, in its order
@@ -42,7 +43,6 @@ import math
 import select
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,8 @@ access = load_chapter_module(21, "access")  # who may connect and run commands: 
 info = load_chapter_module(21, "info")  # INFO completed to Redis 7.0's fields, in its order
 key_specs = load_chapter_module(21, "key_specs")  # what a command does to each of its keys
 command_docs = load_chapter_module(21, "command_docs")  # COMMAND DOCS: each command's summary, since, arguments
+pause = load_chapter_module(21, "pause")  # CLIENT PAUSE and UNPAUSE
+watching = load_chapter_module(21, "watching")  # MONITOR and SLOWLOG
 
 # Commands with subcommands: a client's last command is named "client|list", as Redis names it.
 CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl", b"script",
@@ -134,7 +136,7 @@ def client_connected(conn: Any) -> None:
 def client_closed(conn: Any) -> None:
     """A connection closed (chapter 14's close_tasks)."""
     clients.pop(conn, None)
-    monitors.pop(conn, None)
+    watching.monitors.pop(conn, None)
 
 
 def address_text(address: tuple) -> str:
@@ -268,7 +270,7 @@ def client_line(client: Client) -> str:
     transaction = chapter18.transactions.get(conn)
     in_multi = transaction is not None and transaction.in_multi
     flags = "".join(flag for flag, on in (
-        ("O", conn in monitors), ("P", subscriber is not None), ("x", in_multi), ("b", conn.blocked),
+        ("O", conn in watching.monitors), ("P", subscriber is not None), ("x", in_multi), ("b", conn.blocked),
         ("d", transaction is not None and transaction.touched), ("c", conn.closing), ("e", client.no_evict),
     ) if on) or "N"  # fmt: skip
     now = time.time()
@@ -324,7 +326,7 @@ def client_command(args: list[bytes], out: ReplyBuffer) -> None:
     handler = {b"help": client_help, b"id": client_id, b"info": client_info, b"list": client_list,
                b"reply": client_reply, b"no-evict": client_no_evict, b"kill": client_kill,
                b"unblock": client_unblock, b"setname": client_setname, b"getname": client_getname,
-               b"pause": client_pause, b"unpause": client_unpause, b"setinfo": client_setinfo}[subcommand]  # fmt: skip
+               b"pause": pause.client_pause, b"unpause": pause.client_unpause, b"setinfo": client_setinfo}[subcommand]  # fmt: skip
     handler(args if handler is client_setinfo else args[1:], out)
 
 
@@ -527,267 +529,6 @@ def client_unblock(args: list[bytes], out: ReplyBuffer) -> None:
     out.integer(1)
 
 
-# --- CLIENT PAUSE ------------------------------------------------------------------------------
-# While a pause lasts, a command of any client (ALL), or a write (WRITE),
-# is held back with its client, which runs nothing more until the pause
-# ends; then each held command runs again from the start, in arrival
-# order (Redis's BLOCKED_POSTPONE).
-
-
-@dataclass(slots=True)
-class Pause:
-    until: float = 0.0  # time.monotonic(); 0: no pause
-    writes_only: bool = False
-
-
-pause = Pause()
-postponed: deque[tuple[Any, list[bytes]]] = deque()  # (connection, its request) held by the pause
-
-
-def client_pause(args: list[bytes], out: ReplyBuffer) -> None:
-    """CLIENT PAUSE milliseconds [WRITE | ALL]"""
-    if len(args) > 2:
-        out.error("ERR unknown subcommand or wrong number of arguments for 'pause'. Try CLIENT HELP.")
-        return
-    writes_only = False
-    if len(args) == 2:
-        mode = args[1].lower()
-        if mode not in (b"write", b"all"):
-            out.error("ERR CLIENT PAUSE mode must be WRITE or ALL")
-            return
-        writes_only = mode == b"write"
-    milliseconds = parse_integer(args[0])
-    if milliseconds is None:
-        out.error("ERR timeout is not an integer or out of range")
-        return
-    if milliseconds < 0:
-        out.error("ERR timeout is negative")
-        return
-    # The new mode replaces the one under way; the later end stands (Redis's pauseClients).
-    pause.until = max(time.monotonic() + milliseconds / 1000, pause.until)
-    pause.writes_only = writes_only
-    out.simple("OK")
-
-
-def client_unpause(args: list[bytes], out: ReplyBuffer) -> None:
-    pause.until = 0.0
-    release_postponed()
-    out.simple("OK")
-
-
-def hold_if_paused(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
-    """Before a command runs, first of chapter 14's before_call (before a
-    transaction would queue it): while paused, hold it and its client."""
-    if not pause.until:
-        return False
-    if time.monotonic() >= pause.until:
-        pause.until = 0.0
-        return False
-    if pause.writes_only and not (spec.writes or "may_replicate" in spec.flags or exec_with_writes(name)):
-        return False
-    conn = chapter14.current_client
-    conn.blocked = True
-    postponed.append((conn, [name, *args]))
-    return True
-
-
-def exec_with_writes(name: bytes) -> bool:
-    state = chapter18.transactions.get(chapter14.current_client) if name == b"exec" else None
-    return state is not None and state.writes
-
-
-def release_postponed() -> None:
-    """Once the pause is over: run each held command again, from the start
-    (every check again), then what its client sent meanwhile."""
-    while postponed and not pause.until:
-        conn, request = postponed.popleft()
-        if conn not in clients or conn.closing:
-            continue
-        conn.blocked = False
-        chapter14.current_client = conn
-        if COMMANDS.process_command(request, conn.outgoing):
-            conn.closing = True
-        chapter14.execute_requests(conn)
-        chapter14.clients_pending_write[id(conn)] = conn
-
-
-def end_pause() -> None:
-    """Each loop iteration (chapter 14's before_sleep_tasks): a pause that has run out ends."""
-    if pause.until and time.monotonic() >= pause.until:
-        pause.until = 0.0
-    if not pause.until and postponed:
-        release_postponed()
-
-
-def next_pause_end_ms() -> int | None:
-    """When the pause ends (chapter 14's timers)."""
-    if not pause.until:
-        return None
-    return max(0, math.ceil((pause.until - time.monotonic()) * 1000))
-
-
-# --- MONITOR --------------------------------------------------------------------------------
-
-monitors: dict[Any, None] = {}  # the clients in MONITOR mode, in the order they asked
-REDACTED = {b"auth": 1, b"hello": None}  # command -> from which argument its secrets start (HELLO: after AUTH)
-
-
-def monitor(args: list[bytes], out: ReplyBuffer) -> None:
-    """MONITOR: from now on, every command any client runs is sent here."""
-    conn = chapter14.current_client
-    if conn.deny_blocking:
-        out.error("ERR MONITOR isn't allowed for DENY BLOCKING client")
-        return
-    if conn not in monitors:
-        monitors[conn] = None
-        out.simple("OK")
-
-
-def feed_monitors(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
-    """After every call (chapter 14's after_call), as Redis's call(): the
-    command, with the time, database and client address, to every
-    monitor; not an administrative one (CONFIG, MONITOR: Redis hides them),
-    and never a password."""
-    if not monitors or "admin" in spec.flags or "skip_monitor" in spec.flags:
-        return
-    client = clients.get(chapter14.current_client)
-    now = time.time()
-    shown = redacted(name, args)
-    if not COMMANDS.nesting:  # the client's own request: its name as written (inside EXEC, as queued)
-        name = COMMANDS.request_name
-    line = b"+%d.%06d [0 %s] %s\r\n" % (int(now), int(now * 1_000_000) % 1_000_000,
-                                         (client.address if client else "?").encode(),
-                                         b" ".join(quoted(arg) for arg in [name, *shown]))  # fmt: skip
-    for conn in list(monitors):
-        if conn.closing:
-            continue
-        conn.outgoing += line
-        chapter14.clients_pending_write[id(conn)] = conn
-        # A monitor that does not read would grow without end: it counts as
-        # a replica for client-output-buffer-limit (256mb, or 64mb for 60 s),
-        # where Redis counts it as a normal client, whose buffer has no limit.
-        chapter19.output_limits.enforce(conn, "slave")
-
-
-def redacted(name: bytes, args: list[bytes]) -> list[bytes]:
-    """Arguments as a monitor or the slow log shows them: AUTH's, and
-    HELLO's after AUTH, as "(redacted)" (Redis's redactClientCommandArgument)."""
-    if name == b"auth":
-        return [b"(redacted)"] * len(args)
-    if name == b"hello":
-        shown = list(args)
-        for position, arg in enumerate(args):
-            if arg.lower() == b"auth" and position + 2 < len(args):
-                shown[position + 1] = shown[position + 2] = b"(redacted)"
-        return shown
-    return args
-
-
-def quoted(arg: bytes) -> bytes:
-    """An argument as Redis's sdscatrepr prints it: in double quotes, with
-    \\n, \\r, \\t, \\a, \\b, \\\\ and \\" escaped and other bytes outside
-    printable ASCII as \\xhh."""
-    escapes = {ord("\\"): b"\\\\", ord('"'): b'\\"', ord("\n"): b"\\n", ord("\r"): b"\\r", ord("\t"): b"\\t",
-               7: b"\\a", 8: b"\\b"}  # fmt: skip
-    text = bytearray(b'"')
-    for byte in arg:
-        if byte in escapes:
-            text += escapes[byte]
-        elif 32 <= byte < 127:
-            text.append(byte)
-        else:
-            text += b"\\x%02x" % byte
-    return bytes(text + b'"')
-
-
-# --- SLOWLOG ---------------------------------------------------------------------------------
-
-MAX_LOGGED_ARGUMENTS = 32  # an entry's arguments at most (the last then says how many more)
-MAX_LOGGED_BYTES = 128  # of one argument
-
-
-@dataclass(slots=True)
-class SlowLog:
-    entries: deque  # newest first: (id, unix time, microseconds, arguments, address, name)
-    next_id: int = 0
-    slower_than: int = 10_000  # slowlog-log-slower-than, in microseconds; negative: off
-    max_len: int = 128  # slowlog-max-len
-
-
-slowlog = SlowLog(deque())
-
-
-def log_if_slow(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer, reply_start: int) -> None:
-    """After every call (chapter 14's after_call): a command that took
-    `slower_than` microseconds or more is logged, with its arguments cut
-    short as Redis does; EXEC is not (each command in it is), nor a
-    command that left its client blocked (nothing ran yet)."""
-    microseconds = COMMANDS.last_call_ns // 1000
-    if slowlog.slower_than < 0 or microseconds < slowlog.slower_than or "skip_slowlog" in spec.flags:
-        return
-    conn = chapter14.current_client
-    if conn is not None and conn.blocked:
-        return
-    client = clients.get(conn)
-    shown = [COMMANDS.request_name if not COMMANDS.nesting else name, *redacted(name, args)]
-    if len(shown) > MAX_LOGGED_ARGUMENTS:
-        shown = shown[: MAX_LOGGED_ARGUMENTS - 1] + [b"... (%d more arguments)" % (len(shown) - MAX_LOGGED_ARGUMENTS + 1)]
-    shown = [arg if len(arg) <= MAX_LOGGED_BYTES else arg[:MAX_LOGGED_BYTES] + b"... (%d more bytes)" %
-             (len(arg) - MAX_LOGGED_BYTES) for arg in shown]  # fmt: skip
-    slowlog.entries.appendleft((slowlog.next_id, int(time.time()), microseconds, shown,
-                                client.address.encode() if client else b"", client.name if client else b""))  # fmt: skip
-    slowlog.next_id += 1
-    while len(slowlog.entries) > slowlog.max_len:
-        slowlog.entries.pop()
-
-
-def slowlog_command(args: list[bytes], out: ReplyBuffer) -> None:
-    """SLOWLOG GET [count] | LEN | RESET | HELP"""
-    subcommand = args[0].lower()
-    arity = {b"get": -2, b"len": 2, b"reset": 2, b"help": 2}.get(subcommand)
-    if arity is None:
-        out.error(unknown_subcommand_message(args[0], "SLOWLOG"))
-    elif len(args) + 1 != arity if arity > 0 else len(args) + 1 < -arity:
-        out.error(wrong_arity_message(b"slowlog|" + subcommand))
-    elif subcommand == b"help":
-        write_help(out, "SLOWLOG", SLOWLOG_HELP)
-    elif subcommand == b"len":
-        out.integer(len(slowlog.entries))
-    elif subcommand == b"reset":
-        slowlog.entries.clear()
-        out.simple("OK")
-    elif len(args) > 2:
-        out.error("ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.")
-    else:
-        count = parse_integer(args[1]) if len(args) == 2 else 10
-        if count is None or count < -1:
-            out.error("ERR count should be greater than or equal to -1")
-            return
-        entries = list(slowlog.entries)[: None if count == -1 else count]
-        out.array(len(entries))
-        for entry_id, when, microseconds, shown, address, name in entries:
-            out.array(6)
-            out.integer(entry_id)
-            out.integer(when)
-            out.integer(microseconds)
-            out.bulk_array(shown)
-            out.bulk(address)
-            out.bulk(name)
-
-
-SLOWLOG_HELP = [
-    "GET [<count>]",
-    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-    "    Entries are made of:",
-    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-    "    client name",
-    "LEN",
-    "    Return the length of the slowlog.",
-    "RESET",
-    "    Reset the slowlog.",
-    "HELP",
-    "    Prints this help.",
-]
 CLIENT_HELP = [
     "GETNAME", "    Return the name of the current connection.",
     "ID", "    Return the ID of the current connection.",
@@ -918,7 +659,7 @@ def reset_client(conn: Any) -> None:
         client.name, client.reply, client.no_evict = b"", "on", False
         client.authenticated = not access.needs_password()  # as if it had just connected
         client.user = b"default"
-    monitors.pop(conn, None)
+    watching.monitors.pop(conn, None)
 
 
 def client_buffers() -> tuple[int, int, int]:
@@ -949,28 +690,20 @@ def set_acllog_max_len(value: int) -> None:
         acl.log.pop()
 
 
-def set_slower_than(value: int) -> None:
-    slowlog.slower_than = value
-
-
-def set_max_len(value: int) -> None:
-    slowlog.max_len = value
-    while len(slowlog.entries) > value:
-        slowlog.entries.pop()
-
-
 def add_commands() -> None:
     """Chapter 20's commands, and the clients', wired into the seams of the chapters before."""
     chapter20.add_commands()
     COMMANDS.add_all({
         b"client": CommandSpec(client_command, -2, ("noscript", "loading", "stale")),
-        b"monitor": CommandSpec(monitor, 1, ("admin", "noscript", "loading", "stale")),
-        b"slowlog": CommandSpec(slowlog_command, -2, ("admin", "random", "loading", "stale")),
+        b"monitor": CommandSpec(watching.monitor, 1, ("admin", "noscript", "loading", "stale")),
+        b"slowlog": CommandSpec(watching.slowlog_command, -2, ("admin", "random", "loading", "stale")),
         b"command": CommandSpec(command_command, -1, ("random", "loading", "stale")),
         b"acl": CommandSpec(acl_command, -2, ("admin", "noscript", "loading", "stale")),
         b"auth": CommandSpec(auth, -2, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
         b"hello": CommandSpec(hello_with_auth, -1, ("noscript", "loading", "stale", "fast", "no_auth", "allow_busy")),
     })  # fmt: skip
+    pause.is_connected = clients.__contains__
+    watching.client_of = clients.get
     chapter14.accept_tasks.append(client_connected)
     chapter14.close_tasks.append(client_closed)
     chapter18.reset_tasks.append(reset_client)
@@ -980,11 +713,11 @@ def add_commands() -> None:
     acl.current_username = lambda: current().user
     acl.disconnect_user = disconnect_user
     acl.drop_stale_clients = lambda: [disconnect_user(name) for name in {c.user for c in clients.values()} - set(acl.users)]
-    COMMANDS.before_call.insert(0, hold_if_paused)
-    COMMANDS.after_call.extend([feed_monitors, log_if_slow, note_output_peak, count_failed_call, drop_muted_reply])
+    COMMANDS.before_call.insert(0, pause.hold_if_paused)
+    COMMANDS.after_call.extend([watching.feed_monitors, watching.log_if_slow, note_output_peak, count_failed_call, drop_muted_reply])
     COMMANDS.on_reject.extend([count_rejection, drop_muted_error])
-    chapter14.before_sleep_tasks.append(end_pause)
-    chapter14.timers.append(next_pause_end_ms)
+    chapter14.before_sleep_tasks.append(pause.end_pause)
+    chapter14.timers.append(pause.next_pause_end_ms)
     admin = chapter14.ADMIN
     admin.add_section("modules", dict, after="cpu")  # no modules here: an empty section, as Redis without any
     admin.add_section("errorstats", lambda: {f"errorstat_{code}": f"count={count}"  # in code order, as Redis's rax
@@ -1005,8 +738,8 @@ def add_commands() -> None:
     config.add("protected-mode", lambda: "yes" if access.protected_mode else "no", access.set_protected_mode)
     config.add_integer("acllog-max-len", lambda: acl.LOG_MAX, set_acllog_max_len)
     config.add("aclfile", lambda: acl.acl_file)  # set at start-up only, as Redis's
-    config.add_integer("slowlog-log-slower-than", lambda: slowlog.slower_than, set_slower_than, minimum=-1)
-    config.add_integer("slowlog-max-len", lambda: slowlog.max_len, set_max_len)
+    config.add_integer("slowlog-log-slower-than", lambda: watching.slowlog.slower_than, watching.set_slower_than, minimum=-1)
+    config.add_integer("slowlog-max-len", lambda: watching.slowlog.max_len, watching.set_max_len)
 
 
 def add_options(parser: Any) -> None:
@@ -1027,7 +760,7 @@ def add_options(parser: Any) -> None:
 
 def configure(options: Any) -> None:
     chapter19.configure(options)
-    slowlog.slower_than, slowlog.max_len = options.slowlog_log_slower_than, options.slowlog_max_len
+    watching.slowlog.slower_than, watching.slowlog.max_len = options.slowlog_log_slower_than, options.slowlog_max_len
     access.set_requirepass(options.requirepass.encode(errors="surrogateescape"))
     access.set_protected_mode(options.protected_mode.encode())
     set_acllog_max_len(options.acllog_max_len)
