@@ -46,6 +46,20 @@ def test_survivors_are_frozen_and_young_cycles_still_collected():
     assert int(oldest) < 1_000  # the full pass has next to nothing left to walk
 
 
+def assert_stops_on_sigterm(script: str, timeout: float) -> None:
+    """Run `script` (it prints "ready" once serving), send SIGTERM: it must end cleanly within `timeout`."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert process.stdout.readline() == "ready\n"
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "clean exit" in output, output
+
+
 BUSY_COLLECTING = textwrap.dedent(
     """
     import gc
@@ -68,16 +82,7 @@ BUSY_COLLECTING = textwrap.dedent(
 def test_sigterm_is_not_lost_inside_the_collector_callback(attempt):
     """A KeyboardInterrupt raised inside a gc callback is printed and dropped
     by Python; the server must still stop on SIGTERM."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", BUSY_COLLECTING], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        assert process.stdout.readline() == "ready\n"
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=20)
-    finally:
-        process.kill()
-    assert process.returncode == 0 and "clean exit" in output, output
+    assert_stops_on_sigterm(BUSY_COLLECTING, timeout=20)
 
 
 NOTED_WHILE_ASLEEP = textwrap.dedent(
@@ -109,13 +114,4 @@ def test_sigterm_noted_just_before_the_loop_sleeps_still_stops_it():
     one noted just before poll() sleeps with no timeout waited for ever (a
     test saw chapter 16 ignore SIGTERM once in 450 stops). serve()'s tick
     wakes the sleep."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", NOTED_WHILE_ASLEEP], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        assert process.stdout.readline() == "ready\n"
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=5)
-    finally:
-        process.kill()
-    assert process.returncode == 0 and "clean exit" in output, output
+    assert_stops_on_sigterm(NOTED_WHILE_ASLEEP, timeout=5)
