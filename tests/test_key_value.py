@@ -46,6 +46,12 @@ def test_command_describes_the_commands(server):
             b"*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n"
             b"*0\r\n*0\r\n*0\r\n*0\r\n$-1\r\n"
         )
+
+
+@pytest.mark.until(20)  # chapter 21 documents its commands
+@pytest.mark.readme("What real clients send first")
+def test_command_docs_is_not_there_yet(server):
+    with server.connect() as raw:
         assert raw.command("COMMAND", "DOCS") == b"-ERR unknown subcommand 'DOCS'. Try COMMAND HELP.\r\n"
 
 
