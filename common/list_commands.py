@@ -16,6 +16,7 @@ empties one deletes it, as Redis does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from common.commands import NOT_AN_INTEGER, CommandSpec, delete_if_empty, lookup_or_reply, lookup_typed, parse_count
@@ -44,6 +45,8 @@ class ListCommands:
 
     def __init__(self, db: Any) -> None:
         self.db = db
+        # What replays this command's change, in its place (LMPOP's LPOP or RPOP), as common/set_commands.py's.
+        self.log_as: Callable[[list[list[bytes]]], None] = lambda commands: None
 
     def specs(self) -> dict[bytes, CommandSpec]:
         push = ("write", "denyoom", "fast")
@@ -165,7 +168,8 @@ class ListCommands:
         if found is None:
             out.null_array()
             return
-        self.pop_reply(found[0], found[1], head, count, out, with_key=True)
+        taken = self.pop_reply(found[0], found[1], head, count, out, with_key=True)
+        self.log_as([[b"LPOP" if head else b"RPOP", found[0], b"%d" % taken]])  # as Redis propagates it
 
     def first_nonempty(self, keys: list[bytes], out: ReplyBuffer) -> tuple[bytes, QuickList] | None | bool:
         """The first of `keys` that holds a list; None if none does; False

@@ -538,6 +538,8 @@ class MoreSortedSetCommands:
         # Other types ZUNION, ZINTER, ZDIFF and their kin read as sorted
         # sets: type -> what reads one so (a server with sets adds them).
         self.other_sources: dict[type, Callable[[Any], Any]] = {}
+        # What replays this command's change, in its place (ZMPOP's ZPOPMIN or ZPOPMAX), as common/set_commands.py's.
+        self.log_as: Callable[[list[list[bytes]]], None] = lambda commands: None
 
     def specs(self) -> dict[bytes, CommandSpec]:
         return {
@@ -586,7 +588,11 @@ class MoreSortedSetCommands:
         parsed = parse_mpop(args, out)
         if parsed is not None:
             keys, highest, count = parsed
-            self.pop(keys, out, highest, count, nested=True, with_key=True)
+            # pop() takes from the first key that exists (a sorted set, or a WRONGTYPE and nothing popped)
+            key = next((key for key in keys if self.sets.lookup(key) is not None), b"")
+            taken = self.pop(keys, out, highest, count, nested=True, with_key=True)
+            if taken:
+                self.log_as([[b"ZPOPMAX" if highest else b"ZPOPMIN", key, b"%d" % taken]])  # as Redis propagates it
 
     def pop(self, keys: list[bytes], out: ReplyBuffer, highest: bool, count: int | None, nested: bool,
             with_key: bool) -> int:  # fmt: skip

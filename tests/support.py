@@ -391,21 +391,26 @@ def assert_loads(server: ServerProcess, directory: Path, expected: dict[bytes, t
 def state(client: redis.Redis) -> dict[bytes, tuple]:
     """Every key: its type, value (a list's elements in order, a hash's
     fields and a set's members sorted, a sorted set's members with scores)
-    and absolute expiry."""
+    and absolute expiry. Pipelined, a thousand keys at a time."""
+    reads = {b"string": lambda pipe, key: pipe.get(key), b"list": lambda pipe, key: pipe.lrange(key, 0, -1),
+             b"hash": lambda pipe, key: pipe.hgetall(key), b"set": lambda pipe, key: pipe.smembers(key),
+             b"zset": lambda pipe, key: pipe.zrange(key, 0, -1, withscores=True)}  # fmt: skip
+    shapes = {b"hash": lambda value: tuple(sorted(value.items())), b"set": lambda value: tuple(sorted(value)),
+              b"list": tuple, b"zset": tuple}  # fmt: skip
     result = {}
-    for name in client.keys(b"*"):
-        kind = client.type(name)
-        if kind == b"string":
-            value = client.get(name)
-        elif kind == b"list":
-            value = tuple(client.lrange(name, 0, -1))
-        elif kind == b"hash":
-            value = tuple(sorted(client.hgetall(name).items()))
-        elif kind == b"set":
-            value = tuple(sorted(client.smembers(name)))
-        else:
-            value = tuple(client.zrange(name, 0, -1, withscores=True))
-        result[name] = (kind, value, client.pexpiretime(name))
+    names = client.keys(b"*")
+    for start in range(0, len(names), 1000):
+        batch = names[start : start + 1000]
+        pipe = client.pipeline(transaction=False)
+        for name in batch:
+            pipe.type(name)
+        kinds = pipe.execute()
+        for name, kind in zip(batch, kinds):
+            reads.get(kind, lambda pipe, key: pipe.exists(key))(pipe, name)
+            pipe.pexpiretime(name)
+        replies = pipe.execute()
+        for name, kind, value, expiry in zip(batch, kinds, replies[0::2], replies[1::2]):
+            result[name] = (kind, shapes.get(kind, lambda value: value)(value) if kind in reads else (), expiry)
     return result
 
 

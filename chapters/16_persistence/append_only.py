@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,13 +91,18 @@ LOGGED_AS: dict[bytes, Callable[[list[bytes]], list[list[bytes]]]] = {}
 # outermost command is over (propagate_pending). A command that runs
 # others and must be replayed whole (EXEC) may wrap it.
 pending: list[list[bytes]] = []
+# Who else takes each unit, as the commands that replay it: a server with
+# replicas streams them (Redis's propagate() feeds the AOF and the
+# replicas alike). Each says whether it takes units now; while neither the
+# AOF nor any of them does, no write is put in replayable form.
+unit_listeners: list[Any] = []  # objects with wants_units() -> bool and take_unit(commands)
 
 
 def log_command(name: bytes, args: list[bytes]) -> None:
     """Add a write that changed something to the pending unit, in the form
     that replays to the same state. Each form is taken now: the state it
     reads is this command's, not the unit's end."""
-    if aof is None or loading:
+    if loading or (aof is None and not any(listener.wants_units() for listener in unit_listeners)):
         return
     if name in LOGGED_AS:
         pending.extend(LOGGED_AS[name](args))
@@ -118,6 +124,9 @@ def propagate_pending() -> None:
     if aof is not None:
         for command in pending:
             aof.buffer += encode_command(*command)
+    for listener in unit_listeners:
+        if listener.wants_units():
+            listener.take_unit(pending)
     pending.clear()
 
 

@@ -327,6 +327,16 @@ def main() -> None:
     run(parse_options("Chapter 16: persistence, RDB and AOF", add_options, client_limits=True))
 
 
+def serve_chapter(title: str, add_options: Callable[[argparse.ArgumentParser], None], add_commands: Callable[[], None],
+                  configure: Callable[[argparse.Namespace], None] = lambda options: None) -> None:  # fmt: skip
+    """main() of a server built on this one: its command line, its
+    commands wired into the seams, its settings, then run()."""
+    options = parse_options(title, add_options, client_limits=True)
+    add_commands()
+    configure(options)
+    run(options)
+
+
 def run(options: argparse.Namespace) -> None:
     """Load the data, serve until stopped, persist on the way out (a server built on this one calls it too)."""
     raise_open_files_limit(options.maxclients + RESERVED_FDS)

@@ -277,6 +277,9 @@ load_keys_expired = 0
 # What to do when a child of another kind than "rdb" ends, by kind
 # (append_only.py registers the end of an AOF rewrite).
 finish_child: dict[str, Callable[[Child, bool], None]] = {}
+# Told when a background save ends, and whether it succeeded (a server with
+# replicas sends them the snapshot).
+after_bgsave: list[Callable[[bool], None]] = []
 
 
 def start_child(kind: str, target: Path, changes: int = 0) -> Child | None:
@@ -365,6 +368,8 @@ def reap_child() -> None:
         else:
             last_bgsave_ok = False
         log.info("background saving %s (%d kB copied on write)", "done" if ok else "FAILED", last_cow_size["rdb"] // 1024)
+        for listener in after_bgsave:
+            listener(ok)
     else:
         finish_child[finished.kind](finished, ok)
 

@@ -56,7 +56,6 @@ from common.chapters import load_chapter  # noqa: E402
 from common.commands import CommandSpec  # noqa: E402
 from common.heap import Heap, HeapItem  # noqa: E402
 from common.keys import KeyCommands  # noqa: E402
-from common.net import parse_options  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
 from common.strings import StringCommands, parse_long_double  # noqa: E402
 from common.zset import ZSet  # noqa: E402
@@ -98,7 +97,26 @@ def add_commands() -> None:
     relative_time = chapter16.append_only.RELATIVE_TIME
     relative_time[b"setex"] = (lambda args: True, 2)
     relative_time[b"psetex"] = (lambda args: True, 2)
-    relative_time[b"getex"] = (chapter16.append_only.relative_options_from(1), None)
+    # As Redis propagates them: GETEX as the PEXPIREAT, PERSIST or DEL it
+    # amounts to; ZMPOP as the ZPOPMIN or ZPOPMAX it did, with its count.
+    logged_as = chapter16.append_only.LOGGED_AS
+    logged_as[b"getex"] = getex_logged_as
+    logged_as[b"zmpop"] = lambda args: []
+    MORE_SORTED_SETS.log_as = lambda commands: [chapter16.append_only.log_command(c[0], c[1:]) for c in commands]
+
+
+def getex_logged_as(args: list[bytes]) -> list[list[bytes]]:
+    """What GETEX changed: a deadline as PEXPIREAT (DEL if it had already
+    passed), PERSIST as PERSIST, nothing without an option."""
+    key, options = args[0], {arg.lower() for arg in args[1:]}
+    if b"persist" in options:
+        return [[b"PERSIST", key]]
+    if not options & {b"ex", b"px", b"exat", b"pxat"}:
+        return []
+    deadline = chapter14.deadline_of(key)
+    if chapter14.keyspace.lookup(key) is None:
+        return [[b"DEL", key]]
+    return [[b"PEXPIREAT", key, b"%d" % deadline]] if deadline is not None else []
 
 
 def set_max_entries(value: int) -> None:
@@ -310,9 +328,7 @@ def next_timeout_ms() -> int | None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 17: the full API", chapter16.add_options, client_limits=True)
-    add_commands()
-    chapter16.run(options)
+    chapter16.serve_chapter("Chapter 17: the full API", chapter16.add_options, add_commands)
 
 
 if __name__ == "__main__":

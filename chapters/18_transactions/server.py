@@ -55,7 +55,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.chapters import load_chapter  # noqa: E402
 from common.commands import CommandSpec  # noqa: E402
-from common.net import parse_options  # noqa: E402
 from common.resp import RequestParser  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
 
@@ -382,9 +381,7 @@ def add_commands() -> None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 18: transactions", chapter16.add_options, client_limits=True)
-    add_commands()
-    chapter16.run(options)
+    chapter16.serve_chapter("Chapter 18: transactions", chapter16.add_options, add_commands)
 
 
 if __name__ == "__main__":

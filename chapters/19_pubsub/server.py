@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from common.commands import CommandSpec, unknown_subcommand_message, write_help, wrong_arity_message  # noqa: E402
 from common.chapters import load_chapter, load_chapter_module  # noqa: E402
 from common.glob import compile_glob  # noqa: E402
-from common.net import fail, parse_options  # noqa: E402
+from common.net import fail  # noqa: E402
 from common.resp import RequestParser  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
 
@@ -370,8 +370,17 @@ def ping(args: list[bytes], out: ReplyBuffer) -> None:
 # --- client-output-buffer-limit: output_limits.py ------------------------------------------
 
 
+# A server built on this one may have clients of another class (replicas:
+# "slave"): asked first, each answers a class or None.
+other_client_classes: list[Callable[[Any], str | None]] = []
+
+
 def client_class(conn: Any) -> str:
     """Which of client-output-buffer-limit's classes `conn` is in (Redis's getClientType)."""
+    for classify in other_client_classes:
+        found = classify(conn)
+        if found is not None:
+            return found
     return "pubsub" if conn in subscribers else "normal"
 
 
@@ -490,10 +499,7 @@ def configure(options: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 19: pub/sub and keyspace notifications", add_options, client_limits=True)
-    add_commands()
-    configure(options)
-    chapter16.run(options)
+    chapter16.serve_chapter("Chapter 19: pub/sub and keyspace notifications", add_options, add_commands, configure)
 
 
 if __name__ == "__main__":

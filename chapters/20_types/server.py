@@ -64,7 +64,6 @@ from common.hash import Hash  # noqa: E402
 from common.hash_commands import HashCommands  # noqa: E402
 from common.keys import KeyCommands  # noqa: E402
 from common.list_commands import ListCommands, parse_lmpop, parse_side  # noqa: E402
-from common.net import parse_options  # noqa: E402
 from common.quicklist import QuickList  # noqa: E402
 from common.rdb import RdbWriter  # noqa: E402
 from common.resp import parse_integer  # noqa: E402
@@ -357,11 +356,11 @@ def add_commands() -> None:
                            memory=True)  # fmt: skip
     config.add_integer("set-max-intset-entries", lambda: RedisSet.max_intset_entries,
                        lambda value: setattr(RedisSet, "max_intset_entries", value))  # fmt: skip
-    # The AOF: blocking pops log what they did; SPOP logs its SREM; a
+    # The AOF: blocking pops log what they did; SPOP logs its SREM, LMPOP its LPOP or RPOP; a
     # command that replied 0 changed nothing, and is not logged (nor touches WATCH).
-    for name in (b"blpop", b"brpop", b"blmpop", b"blmove", b"brpoplpush", b"spop"):
+    for name in (b"blpop", b"brpop", b"blmpop", b"blmove", b"brpoplpush", b"spop", b"lmpop"):
         append_only.LOGGED_AS[name] = lambda args: []
-    SETS.log_as = lambda commands: [append_only.log_command(command[0], command[1:]) for command in commands]
+    SETS.log_as = LISTS.log_as = lambda commands: [append_only.log_command(c[0], c[1:]) for c in commands]
     chapter16.ZERO_IS_NO_CHANGE.update({b"lrem", b"lpushx", b"rpushx", b"hdel", b"hsetnx", b"sadd", b"srem",
                                         b"smove"})  # fmt: skip
     # Snapshots: how each type is written, and built again when loaded.
@@ -370,10 +369,7 @@ def add_commands() -> None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 20: lists, hashes and sets", chapter19.add_options, client_limits=True)
-    add_commands()
-    chapter19.configure(options)
-    chapter16.run(options)
+    chapter16.serve_chapter("Chapter 20: lists, hashes and sets", chapter19.add_options, add_commands, chapter19.configure)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 # Chapter folders are not packages: put the repository root on the path so
@@ -60,7 +61,7 @@ from common.commands import (  # noqa: E402
     wrong_arity_message,
 )
 from common.glob import compile_glob  # noqa: E402
-from common.net import fail, parse_options  # noqa: E402
+from common.net import fail  # noqa: E402
 from common.resp import parse_integer  # noqa: E402
 from common.resp3 import ReplyBuffer, hello  # noqa: E402
 
@@ -258,8 +259,14 @@ def disconnect_user(name: bytes) -> None:
 
 
 def client_type(conn: Any) -> str:
-    """Redis's getClientType: this project's clients are normal or pubsub (no replication yet)."""
-    return chapter19.client_class(conn)
+    """Redis's getClientType, as CLIENT LIST and KILL name it: normal, pubsub (or replica, for a server that has them)."""
+    found = chapter19.client_class(conn)
+    return "replica" if found == "slave" else found
+
+
+# A server built on this one may mark its own clients: each gives the
+# flags it sets ("S" for a replica), which come first, as in Redis.
+more_client_flags: list[Callable[[Any], str]] = []
 
 
 def client_line(client: Client) -> str:
@@ -269,7 +276,7 @@ def client_line(client: Client) -> str:
     subscriber = chapter19.subscribers.get(conn)
     transaction = chapter18.transactions.get(conn)
     in_multi = transaction is not None and transaction.in_multi
-    flags = "".join(flag for flag, on in (
+    flags = "".join(more(conn) for more in more_client_flags) + "".join(flag for flag, on in (
         ("O", conn in watching.monitors), ("P", subscriber is not None), ("x", in_multi), ("b", conn.blocked),
         ("d", transaction is not None and transaction.touched), ("c", conn.closing), ("e", client.no_evict),
     ) if on) or "N"  # fmt: skip
@@ -772,10 +779,7 @@ def configure(options: Any) -> None:
 
 
 def main() -> None:
-    options = parse_options("Chapter 21: clients", add_options, client_limits=True)
-    add_commands()
-    configure(options)
-    chapter16.run(options)
+    chapter16.serve_chapter("Chapter 21: clients", add_options, add_commands, configure)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,200 @@
+"""Chapter 22 on: replication with real Redis on the other side.
+
+Real redis-server started with `--replicaof` our server must end with the
+same keys, values and TTLs (compared through each type's read commands),
+after a full copy and then a stream of writes; a link cut and restored is
+a partial resynchronisation (+CONTINUE), unless the backlog no longer
+holds what the replica missed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import redis
+
+from tests.support import real_redis_on, state
+
+pytestmark = [pytest.mark.since(22), pytest.mark.readme("A replica of ours")]
+
+
+def info(client: redis.Redis, section: str) -> dict:
+    return client.info(section)
+
+
+def wait_until(condition, timeout: float = 20, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def in_step(master: redis.Redis, replica: redis.Redis) -> bool:
+    """The replica is online and has applied everything the master streamed."""
+    replication = info(replica, "replication")
+    return replication.get("master_link_status") == "up" and \
+        replication["slave_repl_offset"] == info(master, "replication")["master_repl_offset"]  # fmt: skip
+
+
+def settle(master: redis.Redis, replica: redis.Redis, what: str) -> None:
+    """Wait until the short-lived keys have expired on the master and the replica has applied their DELs."""
+    time.sleep(0.05)
+    wait_until(lambda: not master.keys("brief:*") and in_step(master, replica), timeout=60, what=what)
+
+
+def fill(client: redis.Redis, keys: int, seed: int) -> None:
+    """Every type, some keys with a TTL, pipelined."""
+    rng = random.Random(seed)
+    pipe = client.pipeline(transaction=False)
+    for n in range(keys):
+        kind = n % 5
+        key = f"k:{seed}:{n}"
+        if kind == 0:
+            pipe.set(key, rng.randbytes(rng.randint(0, 40)))
+        elif kind == 1:
+            pipe.rpush(key, *[rng.randint(0, 999) for _ in range(rng.randint(1, 12))])
+        elif kind == 2:
+            pipe.hset(key, mapping={f"f{i}": rng.random() for i in range(rng.randint(1, 8))})
+        elif kind == 3:
+            pipe.sadd(key, *[rng.choice([rng.randint(0, 99), f"m{rng.randint(0, 99)}"]) for _ in range(rng.randint(1, 9))])
+        else:
+            pipe.zadd(key, {f"m{i}": rng.random() for i in range(rng.randint(1, 9))})
+        if n % 7 == 0:
+            pipe.pexpire(key, rng.randint(3_600_000, 36_000_000))  # none expires during the test
+        if n % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+
+
+def mixed_writes(client: redis.Redis, count: int, seed: int) -> None:
+    """Writes of every kind on the keys fill() made, relative TTLs and short-lived keys among them."""
+    rng = random.Random(seed)
+    pipe = client.pipeline(transaction=False)
+    for n in range(count):
+        key = f"k:0:{rng.randrange(2000)}"
+        choice = n % 9
+        if choice == 0:
+            pipe.set(f"new:{n}", n, ex=rng.randint(100, 1000))
+        elif choice == 1:
+            pipe.delete(key)
+        elif choice == 2:
+            pipe.lpop(f"k:0:{5 * rng.randrange(400) + 1}")
+        elif choice == 3:
+            pipe.hincrbyfloat(f"k:0:{5 * rng.randrange(400) + 2}", "f0", 1.5)
+        elif choice == 4:
+            pipe.srem(f"k:0:{5 * rng.randrange(400) + 3}", f"m{rng.randint(0, 99)}")
+        elif choice == 5:
+            pipe.zincrby(f"k:0:{5 * rng.randrange(400) + 4}", 2, "m1")
+        elif choice == 6:
+            pipe.set(f"brief:{n}", "x", px=rng.randint(1, 30))  # expires on the master: a DEL follows
+        elif choice == 7:
+            pipe.incr("counter")
+        else:
+            pipe.expire(key, rng.randint(100, 1000))
+    pipe.execute()
+
+
+@pytest.mark.heavy
+def test_real_redis_copies_every_type_then_follows_the_writes(server, tmp_path):
+    """A full copy of 100,000 keys of every type with TTLs, then a mixed load:
+    the same keys, values and absolute TTLs on both."""
+    with server.redis() as ours:
+        fill(ours, 100_000, seed=0)
+        replica_process = real_redis_on(tmp_path, "--replicaof", "127.0.0.1", str(server.port))
+        try:
+            with replica_process.redis() as replica:
+                mixed_writes(ours, 3000, seed=1)  # some arrive during the copy, some after
+                settle(ours, replica, "the replica to catch up")  # short-lived keys expire on the master: DELs follow
+                mixed_writes(ours, 300, seed=2)
+                settle(ours, replica, "the replica to catch up again")
+                assert ours.dbsize() == replica.dbsize() > 90_000
+                assert state(ours) == state(replica)
+                assert info(ours, "stats")["sync_full"] == 1
+                assert info(ours, "replication")["slave0"]["state"] == "online"
+        finally:
+            replica_process.stop()
+
+
+def test_a_cut_link_resumes_from_the_backlog(server, tmp_path):
+    """CLIENT KILL TYPE replica under writes: the replica reconnects with
+    PSYNC from its offset and gets only what it missed (+CONTINUE)."""
+    with server.redis() as ours:
+        ours.flushall()
+        replica_process = real_redis_on(tmp_path, "--replicaof", "127.0.0.1", str(server.port))
+        try:
+            with replica_process.redis() as replica:
+                fill(ours, 2000, seed=3)
+                wait_until(lambda: in_step(ours, replica), what="the first copy")
+                before = info(ours, "stats")
+                for round_ in range(3):
+                    assert ours.client_kill_filter(_type="replica") == 1
+                    mixed_writes(ours, 200, seed=10 + round_)
+                    settle(ours, replica, "the partial resynchronisation")
+                after = info(ours, "stats")
+                assert after["sync_full"] == before["sync_full"]
+                assert after["sync_partial_ok"] == before["sync_partial_ok"] + 3
+                assert state(ours) == state(replica)
+        finally:
+            replica_process.stop()
+
+
+def test_a_replica_that_missed_more_than_the_backlog_gets_a_full_copy(server, tmp_path):
+    with server.redis() as ours:
+        ours.flushall()
+        ours.config_set("repl-backlog-size", "16kb")
+        replica_process = real_redis_on(tmp_path, "--replicaof", "127.0.0.1", str(server.port))
+        try:
+            with replica_process.redis() as replica:
+                wait_until(lambda: in_step(ours, replica), what="the first copy")
+                before = info(ours, "stats")
+                replica_process.process.send_signal(19)  # SIGSTOP: the replica hears nothing for a while
+                try:
+                    ours.client_kill_filter(_type="replica")
+                    ours.set("big", "x" * 40_000)  # more than the backlog holds
+                finally:
+                    replica_process.process.send_signal(18)  # SIGCONT
+                wait_until(lambda: in_step(ours, replica), what="the new full copy")
+                stats = info(ours, "stats")
+                assert (stats["sync_full"] - before["sync_full"], stats["sync_partial_err"] - before["sync_partial_err"]) \
+                    == (1, 1)  # fmt: skip
+                assert replica.get("big") == b"x" * 40_000
+                backlog = info(ours, "replication")
+                assert backlog["repl_backlog_histlen"] <= 16 * 1024
+        finally:
+            ours.config_set("repl-backlog-size", "1mb")
+            replica_process.stop()
+
+
+def test_role_replconf_and_info_replication_as_redis(server, tmp_path):
+    """A master without replicas, then with one: ROLE and INFO replication
+    as Redis prints them; REPLCONF's errors as Redis's."""
+    (tmp_path / "reference").mkdir()
+    reference = real_redis_on(tmp_path / "reference")
+    try:
+        for process in (server, reference):
+            with process.connect() as client:
+                assert client.command("REPLCONF", "listening-port") == b"-ERR syntax error\r\n"
+                assert client.command("REPLCONF", "nope", "1") == b"-ERR Unrecognized REPLCONF option: nope\r\n"
+                assert client.command("REPLCONF", "listening-port", "7000", "capa", "eof") == b"+OK\r\n"
+        with server.redis() as ours:
+            replica_process = real_redis_on(tmp_path, "--replicaof", "127.0.0.1", str(server.port))
+            try:
+                with replica_process.redis() as replica:
+                    ours.set("x", 1)
+                    wait_until(lambda: in_step(ours, replica), what="the copy")
+                    wait_until(lambda: info(ours, "replication")["slave0"]["offset"]
+                               == info(ours, "replication")["master_repl_offset"], what="the replica's ACK")
+                    role = ours.execute_command("ROLE")
+                    assert role[0] == b"master" and role[1] == info(ours, "replication")["master_repl_offset"]
+                    assert role[2] == [[b"127.0.0.1", str(replica_process.port).encode(), str(role[1]).encode()]]
+                    fields = info(ours, "replication")
+                    assert fields["connected_slaves"] == 1 and fields["repl_backlog_active"] == 1
+                    assert fields["master_replid"] == info(replica, "replication")["master_replid"]
+                    flags = [line for line in ours.execute_command("CLIENT", "LIST", "TYPE", "replica").split(b"\n") if line]
+                    assert len(flags) == 1 and b" flags=S " in flags[0]
+            finally:
+                replica_process.stop()
+    finally:
+        reference.stop()
