@@ -66,8 +66,8 @@ FAMILIES = {
                  "zdiffstore zintercard zrangestore zrandmember zscan",
     "connection": "ping echo hello auth command quit reset select",
     "transaction": "multi exec discard watch unwatch",
-    "admin": "lastsave",
-    "dangerous": "keys flushdb flushall monitor info save bgsave bgrewriteaof shutdown lastsave debug",
+    "admin": "lastsave role",
+    "dangerous": "keys flushdb flushall monitor info save bgsave bgrewriteaof shutdown lastsave debug role",
 }  # fmt: skip
 FAMILY_OF = {name.encode(): {family for family, names in FAMILIES.items() if name in names.split()}
              for names in FAMILIES.values() for name in names.split()}  # fmt: skip

@@ -422,10 +422,11 @@ def write_map_header(out: Any, pairs: int) -> None:
         out.array(2 * pairs)
 
 
-def load_docs() -> dict[bytes, CommandDoc]:
-    """DOCS_TEXT as CommandDocs by name, each container with its subcommands."""
-    docs: dict[bytes, CommandDoc] = {}
-    for line in DOCS_TEXT.strip().splitlines():
+def document(text: str, docs: dict[bytes, CommandDoc] | None = None) -> dict[bytes, CommandDoc]:
+    """Lines as DOCS_TEXT's added to `docs` (DOCS: a server built on this
+    one documents its own commands so), each container with its subcommands."""
+    docs = DOCS if docs is None else docs
+    for line in text.strip().splitlines():
         group, since, complexity, summary, syntax = (part.strip() for part in line.split("|", 4))
         words = TOKEN.findall(syntax)
         parent = words[0].lower()
@@ -445,4 +446,5 @@ def is_argument_of(parent: str, word: str) -> bool:
     return parent not in CONTAINERS
 
 
-DOCS = load_docs()
+DOCS: dict[bytes, CommandDoc] = {}
+document(DOCS_TEXT)

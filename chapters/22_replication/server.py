@@ -399,9 +399,19 @@ def set_backlog_size(value: int) -> None:
         STREAM.backlog.add(b"")  # trimmed to the new size
 
 
+# COMMAND DOCS (chapter 21's command_docs.py): group | since | complexity | summary | syntax
+DOCS = """
+server | 2.8.0 | O(1), then a full copy or the part of the backlog missed | A replica asks for the stream from its offset | PSYNC replicationid offset
+server | 1.0.0 | O(N) where N is the number of keys | A replica asks for a full copy (the old protocol) | SYNC
+server | 3.0.0 | O(1) | What a replica tells its master: its port, capabilities, and the offset applied | REPLCONF [option value [option value ...]]
+server | 2.8.12 | O(1) | This server's role in replication, and its replicas | ROLE
+"""
+
+
 def add_commands() -> None:
     """Chapter 21's commands, and the replication ones, wired into the seams of the chapters before."""
     chapter21.add_commands()
+    chapter21.command_docs.document(DOCS)
     COMMANDS.add_all({
         b"psync": CommandSpec(psync, -3, ("admin", "noscript", "no_async_loading", "no_multi")),
         b"sync": CommandSpec(sync, 1, ("admin", "noscript", "no_async_loading", "no_multi")),
