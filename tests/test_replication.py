@@ -15,7 +15,7 @@ import time
 import pytest
 import redis
 
-from tests.support import real_redis_on, state
+from tests.support import launch, real_redis_on, state
 
 pytestmark = [pytest.mark.since(22), pytest.mark.readme("A replica of ours")]
 
@@ -198,3 +198,30 @@ def test_role_replconf_and_info_replication_as_redis(server, tmp_path):
                 replica_process.stop()
     finally:
         reference.stop()
+
+
+def test_a_snapshot_that_cannot_be_written_costs_the_replica_a_retry_not_the_server(server, tmp_path):
+    """The directory gone, the background save fails: the replica is let go
+    (and comes back), the master serves on; once the directory is back,
+    the copy succeeds."""
+    directory = tmp_path / "master"
+    directory.mkdir()
+    master = launch(server, directory, "--save", "")
+    replica_dir = tmp_path / "replica"
+    replica_dir.mkdir()
+    try:
+        with master.redis() as ours:
+            ours.set("kept", "yes")
+            directory.rmdir()
+            replica_process = real_redis_on(replica_dir, "--replicaof", "127.0.0.1", str(master.port))
+            try:
+                with replica_process.redis() as replica:
+                    wait_until(lambda: info(ours, "stats")["sync_full"] >= 2, what="two failed copies")
+                    assert ours.ping() and info(replica, "replication")["master_link_status"] == "down"
+                    directory.mkdir()
+                    wait_until(lambda: in_step(ours, replica), what="the copy once the directory is back")
+                    assert replica.get("kept") == b"yes"
+            finally:
+                replica_process.stop()
+    finally:
+        master.stop()

@@ -239,11 +239,17 @@ def snapshot_saved(ok: bool) -> None:
     waiting = [replica for replica in STREAM.replicas.values() if replica.state == "wait_bgsave_end"]
     if not waiting:
         return
+    snapshot = b""
+    if ok:
+        try:
+            snapshot = chapter16.settings.rdb_path.read_bytes()
+        except OSError as error:  # deleted or unreadable since the child wrote it: they will ask again
+            log.error("cannot read the snapshot for the replicas: %s", error)
+            ok = False
     if not ok:
         for replica in waiting:
             drop_replica(replica.conn)
         return
-    snapshot = chapter16.settings.rdb_path.read_bytes()
     for replica in waiting:
         replica.state = "online"
         replica.ack_time = time.monotonic()
