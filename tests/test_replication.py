@@ -225,3 +225,42 @@ def test_a_snapshot_that_cannot_be_written_costs_the_replica_a_retry_not_the_ser
                 replica_process.stop()
     finally:
         master.stop()
+
+
+def test_min_replicas_to_write_refuses_writes_without_good_replicas(server, tmp_path):
+    """min-replicas-to-write N: a write needs N replicas that acknowledged
+    within min-replicas-max-lag seconds, or it gets Redis's -NOREPLICAS; a
+    read always runs. INFO counts the good replicas, after connected_slaves."""
+    (tmp_path / "reference").mkdir()
+    reference = real_redis_on(tmp_path / "reference")
+    try:
+        with reference.connect() as theirs:
+            theirs.command("CONFIG", "SET", "min-replicas-to-write", "1")
+            refusal = theirs.command("SET", "x", "1")
+        assert refusal == b"-NOREPLICAS Not enough good replicas to write.\r\n"
+    finally:
+        reference.stop()
+    with server.redis() as ours:
+        ours.config_set("min-replicas-max-lag", 2)
+        replica_process = real_redis_on(tmp_path, "--replicaof", "127.0.0.1", str(server.port))
+        try:
+            with replica_process.redis() as replica, server.connect() as raw:
+                wait_until(lambda: in_step(ours, replica), what="the copy")
+                ours.config_set("min-replicas-to-write", 1)
+                assert raw.command("SET", "x", "1") == b"+OK\r\n"
+                fields = list(info(ours, "replication"))
+                assert fields[:4] == ["role", "connected_slaves", "min_slaves_good_slaves", "slave0"]
+                ours.config_set("min-replicas-to-write", 2)
+                assert raw.command("SET", "x", "2") == refusal
+                assert raw.command("GET", "x") == b"$1\r\n1\r\n"
+                ours.config_set("min-replicas-to-write", 1)
+                replica_process.process.send_signal(19)  # SIGSTOP: its ACKs stop
+                try:
+                    wait_until(lambda: raw.command("SET", "x", "3") == refusal, timeout=10, what="the lag to show")
+                    assert info(ours, "replication")["min_slaves_good_slaves"] == 0
+                finally:
+                    replica_process.process.send_signal(18)  # SIGCONT
+                wait_until(lambda: raw.command("SET", "x", "4") == b"+OK\r\n", what="the replica back in step")
+        finally:
+            ours.config_set("min-replicas-to-write", 0)
+            replica_process.stop()

@@ -102,9 +102,9 @@ SKIPPED = [
         "MULTI propagation of EVAL",
         "MULTI propagation of SCRIPT FLUSH",
     )),
+    (18, 21, "exec with write commands and state change", STOPS_INSIDE_MULTI),  # chapter 22 has min-replicas
     *((18, 99, test, STOPS_INSIDE_MULTI) for test in (
         "EXEC fails if there are errors while queueing commands #2",
-        "exec with write commands and state change",
         "EXEC with only read commands should not be rejected when OOM",
         "EXEC with at least one use-memory command should fail",
     )),

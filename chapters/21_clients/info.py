@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import resource
 import secrets
 import sys
@@ -80,6 +81,9 @@ FIELDS = {
         used_cpu_user_main_thread""",
 }
 FIELDS_IN_ORDER = {section: names.split() for section, names in FIELDS.items()}
+# Fields Redis prints only when they apply, and the field they follow:
+# a master's replicas (slave0, slave1...) and min-replicas' count, after connected_slaves.
+SOMETIMES = {"replication": ("connected_slaves", re.compile(r"min_slaves_good_slaves|slave\d+"))}
 
 # What Redis prints for what does not exist here, field by field.
 ABSENT: dict[str, object] = {
@@ -180,7 +184,12 @@ class Info:
         if names is None:
             return fields
         known = {**ABSENT, **self.computed(section, fields), **fields}
-        completed = {name: known[name] for name in names}
+        anchor, sometimes = SOMETIMES.get(section, ("", None))
+        completed: dict[str, object] = {}
+        for name in names:
+            completed[name] = known[name]
+            if name == anchor and sometimes is not None:
+                completed.update((other, value) for other, value in fields.items() if sometimes.fullmatch(other))
         completed.update((name, value) for name, value in fields.items() if name not in completed)  # ours, after
         return completed
 

@@ -23,6 +23,8 @@ on the master streams to it every write it propagates, as the AOF sees it.
   Redis's fields, a PING in the stream every `repl-ping-replica-period`
   seconds, and a key that expires propagated as DEL: a replica never
   expires a key on its own.
+* min-replicas-to-write: writes refused (-NOREPLICAS) unless enough
+  replicas acknowledged within min-replicas-max-lag seconds.
 
 Everything else is chapter 21's server, imported unchanged; this chapter
 registers into its seams: chapter 16's unit listeners and the end of a
@@ -315,6 +317,37 @@ def replconf(args: list[bytes], out: ReplyBuffer) -> None:
     out.simple("OK")
 
 
+# --- min-replicas-to-write --------------------------------------------------------------------
+
+
+@dataclass
+class MinReplicas:
+    """min-replicas-to-write and min-replicas-max-lag: refuse writes unless
+    that many replicas acknowledged within that many seconds, so that a
+    master cut off from its replicas stops taking writes it would lose."""
+
+    to_write: int = 0  # 0: off
+    max_lag: int = 10  # seconds
+
+    def enabled(self) -> bool:
+        return self.to_write > 0 and self.max_lag > 0
+
+    def good_replicas(self) -> int:
+        now = time.monotonic()
+        return sum(1 for r in STREAM.replicas.values() if r.state == "online" and now - r.ack_time <= self.max_lag)
+
+
+MIN_REPLICAS = MinReplicas()
+
+
+def refuse_without_replicas(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
+    """A write check (chapter 14's write_checks), as Redis's processCommand: too few good replicas, -NOREPLICAS."""
+    if MIN_REPLICAS.enabled() and MIN_REPLICAS.good_replicas() < MIN_REPLICAS.to_write:
+        out.error("NOREPLICAS Not enough good replicas to write.")
+        return True
+    return False
+
+
 # --- ROLE and INFO -----------------------------------------------------------------------------
 
 
@@ -332,6 +365,8 @@ def role(args: list[bytes], out: ReplyBuffer) -> None:
 def info_replication() -> dict[str, object]:
     backlog = STREAM.backlog
     fields: dict[str, object] = {"role": "master", "connected_slaves": len(STREAM.replicas)}
+    if MIN_REPLICAS.enabled():
+        fields["min_slaves_good_slaves"] = MIN_REPLICAS.good_replicas()
     now = time.monotonic()
     for number, replica in enumerate(STREAM.replicas.values()):
         state = {"online": "online", "wait_bgsave_start": "wait_bgsave", "wait_bgsave_end": "wait_bgsave"}[replica.state]
@@ -428,6 +463,7 @@ def add_commands() -> None:
     snapshots.after_bgsave.append(snapshot_saved)
     chapter14.keyspace_listeners.append(propagate_expiry)
     COMMANDS.after_call.append(propagate_publish)
+    COMMANDS.write_checks.append(refuse_without_replicas)
     chapter14.cron_tasks.extend([check_waiting_replicas, ping_replicas])
     chapter14.timers.append(lambda: 1000 if STREAM.replicas else None)
     chapter14.close_tasks.append(replica_closed)
@@ -440,17 +476,27 @@ def add_commands() -> None:
     admin.config.add_integer("repl-backlog-size", lambda: STREAM.backlog_size, set_backlog_size,
                              minimum=16 * 1024, memory=True)  # fmt: skip
     admin.config.add_integer("repl-ping-replica-period", lambda: ping_period, set_ping_period, minimum=1)
+    for prefix in ("min-replicas", "min-slaves"):  # Redis's names, new and old
+        admin.config.add_integer(f"{prefix}-to-write", lambda: MIN_REPLICAS.to_write,
+                                 lambda value: setattr(MIN_REPLICAS, "to_write", value))  # fmt: skip
+        admin.config.add_integer(f"{prefix}-max-lag", lambda: MIN_REPLICAS.max_lag,
+                                 lambda value: setattr(MIN_REPLICAS, "max_lag", value))  # fmt: skip
 
 
 def add_options(parser: Any) -> None:
     chapter21.add_options(parser)
     parser.add_argument("--repl-backlog-size", type=memory_argument, default=DEFAULT_BACKLOG_SIZE, metavar="BYTES",
                         help="how much of the stream a replica may miss and still resume (default: 1 MB)")  # fmt: skip
+    parser.add_argument("--min-replicas-to-write", type=int, default=0, metavar="N",
+                        help="refuse writes unless N replicas are in step (default: 0, never)")  # fmt: skip
+    parser.add_argument("--min-replicas-max-lag", type=int, default=10, metavar="SECONDS",
+                        help="in step: acknowledged within this many seconds (default: 10)")  # fmt: skip
 
 
 def configure(options: Any) -> None:
     chapter21.configure(options)
     STREAM.backlog_size = options.repl_backlog_size
+    MIN_REPLICAS.to_write, MIN_REPLICAS.max_lag = options.min_replicas_to_write, options.min_replicas_max_lag
 
 
 def main() -> None:
