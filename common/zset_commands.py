@@ -588,21 +588,19 @@ class MoreSortedSetCommands:
         parsed = parse_mpop(args, out)
         if parsed is not None:
             keys, highest, count = parsed
-            # pop() takes from the first key that exists (a sorted set, or a WRONGTYPE and nothing popped)
-            key = next((key for key in keys if self.sets.lookup(key) is not None), b"")
-            taken = self.pop(keys, out, highest, count, nested=True, with_key=True)
+            key, taken = self.pop(keys, out, highest, count, nested=True, with_key=True)
             if taken:
                 self.log_as([[b"ZPOPMAX" if highest else b"ZPOPMIN", key, b"%d" % taken]])  # as Redis propagates it
 
     def pop(self, keys: list[bytes], out: ReplyBuffer, highest: bool, count: int | None, nested: bool,
-            with_key: bool) -> int:  # fmt: skip
+            with_key: bool) -> tuple[bytes, int]:  # fmt: skip
         """Redis's genericZpopCommand: from the first of `keys` that holds a
-        set, pop `count` members (None: one, and a flat reply). Returns how
-        many it popped."""
+        set, pop `count` members (None: one, and a flat reply). Returns that
+        key and how many it popped."""
         for key in keys:
             zset = self.sets.lookup_zset(key, out)
             if zset is False:
-                return 0
+                return key, 0
             if zset is not None:
                 break
         else:
@@ -610,10 +608,10 @@ class MoreSortedSetCommands:
                 out += b"_\r\n" if out.protocol == 3 else b"*-1\r\n"
             else:
                 out.array(0)
-            return 0
+            return b"", 0
         if count == 0:
             out.array(0)
-            return 0
+            return key, 0
         taken = min(count or 1, len(zset))
         if with_key and nested:  # ZMPOP, BZMPOP: [key, [[member, score], ...]]
             out.array(2)
@@ -633,7 +631,7 @@ class MoreSortedSetCommands:
             zset.delete(node)
         self.sets.notify("z", "zpopmax" if highest else "zpopmin", key)
         self.sets.remove_if_empty(key, zset)
-        return taken
+        return key, taken
 
     # --- removing ranges -----------------------------------------------------------------
 

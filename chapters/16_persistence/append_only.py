@@ -22,9 +22,9 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -252,6 +252,7 @@ def start_aof_rewrite() -> bool:
     keyspace as it is now as a new base. Until the child is done, the
     manifest lists the old base, the old incr files and the new one, so a
     crash at any moment loses nothing."""
+    global rewrites
     assert aof is not None
     flush_aof()
     if aof.unsynced:
@@ -261,7 +262,6 @@ def start_aof_rewrite() -> bool:
     aof.descriptor = open_incr(aof.manifest)
     new_incr = aof.manifest.incrs[-1]
     temporary = settings.aof_dir / f"temp-rewriteaof-bg-{os.getpid()}.aof"
-    global rewrites
     rewrites += 1
     started = snapshots.start_child("aof", temporary)
     if started is None:

@@ -113,9 +113,9 @@ def getex_logged_as(args: list[bytes]) -> list[list[bytes]]:
         return [[b"PERSIST", key]]
     if not options & {b"ex", b"px", b"exat", b"pxat"}:
         return []
-    deadline = chapter14.deadline_of(key)
     if chapter14.keyspace.lookup(key) is None:
         return [[b"DEL", key]]
+    deadline = chapter14.deadline_of(key)
     return [[b"PEXPIREAT", key, b"%d" % deadline]] if deadline is not None else []
 
 
@@ -232,7 +232,7 @@ def pop(key: bytes, out: ReplyBuffer, highest: bool, count: int | None, multi: b
     to the AOF as the ZPOPMIN or ZPOPMAX it amounts to, as Redis does. A
     pop for a client `woken` after a write is a change of its own (chapter
     16's propagate); a pop at once is part of its command's."""
-    taken = MORE_SORTED_SETS.pop([key], out, highest, count if multi else None, nested=multi, with_key=True)
+    _, taken = MORE_SORTED_SETS.pop([key], out, highest, count if multi else None, nested=multi, with_key=True)
     command = [b"ZPOPMAX" if highest else b"ZPOPMIN", key] + ([b"%d" % taken] if multi else [])
     if woken:
         chapter16.propagate(command)

@@ -12,8 +12,9 @@ Before every command (`check`, one of chapter 14's checks, where Redis's
 processCommand calls ACLCheckAllPerm) the client's user is asked three
 questions: may it run this command, may it use these keys (found from the
 command table's key positions; key_specs.py says whether the command
-reads a key, needing R, or changes it, needing W), these channels? A "no" is a -NOPERM error and an entry in the ACL LOG. For the
-default user with everything allowed, the check is one attribute test.
+reads a key, needing R, or changes it, needing W), these channels? A "no"
+is a -NOPERM error and an entry in the ACL LOG. For the default user with
+everything allowed, the check is one attribute test.
 
 Rules (ACL SETUSER user rule rule ...) are applied in order to a copy of
 the user, which replaces it only if every rule was valid, so a failed

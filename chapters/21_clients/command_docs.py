@@ -422,29 +422,21 @@ def write_map_header(out: Any, pairs: int) -> None:
         out.array(2 * pairs)
 
 
-def document(text: str, docs: dict[bytes, CommandDoc] | None = None) -> dict[bytes, CommandDoc]:
-    """Lines as DOCS_TEXT's added to `docs` (DOCS: a server built on this
-    one documents its own commands so), each container with its subcommands."""
-    docs = DOCS if docs is None else docs
+def document(text: str) -> None:
+    """Add lines as DOCS_TEXT's to DOCS (a server built on this one
+    documents its own commands so). A line whose command already has one,
+    followed by a word in capitals, is a subcommand of that container
+    (CONFIG, then CONFIG GET ...): only a container has more than one line."""
     for line in text.strip().splitlines():
         group, since, complexity, summary, syntax = (part.strip() for part in line.split("|", 4))
         words = TOKEN.findall(syntax)
         parent = words[0].lower()
-        if parent.encode() in docs and len(words) > 1 and words[1].isupper() and not is_argument_of(parent, words[1]):
+        if parent.encode() in DOCS and len(words) > 1 and words[1].isupper():
             name, rest = f"{parent}|{words[1].lower()}", words[2:]
-            docs[parent.encode()].subcommands.append(CommandDoc(name, group, since, complexity, summary, parse_syntax(rest)))
+            DOCS[parent.encode()].subcommands.append(CommandDoc(name, group, since, complexity, summary, parse_syntax(rest)))
         else:
-            docs[parent.encode()] = CommandDoc(parent, group, since, complexity, summary, parse_syntax(words[1:]))
-    return docs
+            DOCS[parent.encode()] = CommandDoc(parent, group, since, complexity, summary, parse_syntax(words[1:]))
 
 
-CONTAINERS = {"object", "pubsub", "client", "command", "config", "memory", "slowlog", "acl"}
-
-
-def is_argument_of(parent: str, word: str) -> bool:
-    """Whether the capitalised word after a name is its argument (a token) rather than a subcommand."""
-    return parent not in CONTAINERS
-
-
-DOCS: dict[bytes, CommandDoc] = {}
+DOCS: dict[bytes, CommandDoc] = {}  # name -> its doc, a container's with its subcommands
 document(DOCS_TEXT)

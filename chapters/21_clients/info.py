@@ -142,7 +142,8 @@ class Sources:
     """What the chapters know that INFO needs, each asked when INFO runs."""
 
     commands_processed: Callable[[], int]
-    client_buffers: Callable[[], tuple[int, int, int]]  # largest query buffer, largest output, clients' memory
+    largest_buffers: Callable[[], tuple[int, int]]  # the largest query buffer and output waiting now
+    clients_memory: Callable[[], int]  # what the clients cost
     clients_with_timeout: Callable[[], int]
     aof_buffer: Callable[[], int]
     expiry_deadlines: Callable[[random.Random], list[int]]  # some keys' deadlines (Unix ms), drawn at random
@@ -198,7 +199,7 @@ class Info:
             return {"redis_build_id": self.build_id, "monotonic_clock": "POSIX clock_gettime", "hz": HZ,
                     "configured_hz": HZ, "lru_clock": int(time.time()) & (2**24 - 1)}  # fmt: skip
         if section == "clients":
-            largest_query, largest_output, _ = self.sources.client_buffers()
+            largest_query, largest_output = self.sources.largest_buffers()
             return {"client_recent_max_input_buffer": largest_query, "client_recent_max_output_buffer": largest_output,
                     "clients_in_timeout_table": self.sources.clients_with_timeout()}  # fmt: skip
         if section == "memory":
@@ -220,7 +221,7 @@ class Info:
 
     def memory(self, fields: dict[str, Any]) -> dict[str, object]:
         used, peak = fields["used_memory"], fields["used_memory_peak"]
-        _, _, clients_memory = self.sources.client_buffers()
+        clients_memory = self.sources.clients_memory()
         aof_buffer = self.sources.aof_buffer()
         overhead = self.startup_memory + clients_memory + aof_buffer
         dataset = max(used - overhead, 0)

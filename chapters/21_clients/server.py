@@ -281,13 +281,8 @@ def client_line(client: Client) -> str:
         ("d", transaction is not None and transaction.touched), ("c", conn.closing), ("e", client.no_evict),
     ) if on) or "N"  # fmt: skip
     now = time.time()
-    query = conn.parser.buffered()
+    query, reply_buffer, argv, multi_memory = memory_of(client)
     output = len(conn.outgoing)
-    argv = client.argv_memory if conn is chapter14.current_client else 0
-    # The queued commands' arguments and a pointer to each, as Redis counts them (its argv_len_sums).
-    multi_memory = sum(len(name) + sum(map(len, args)) + 8 * (1 + len(args))
-                       for name, _, args in transaction.queued) if in_multi else 0  # fmt: skip
-    reply_buffer = sys.getsizeof(conn.outgoing) - sys.getsizeof(bytearray())  # what its reply buffer holds allocated
     events = ("r" if conn.polled_events & select.POLLIN else "") + ("w" if conn.polled_events & select.POLLOUT else "")
     fields = [
         ("id", conn.outgoing.client_id), ("addr", client.address), ("laddr", client.local_address),
@@ -302,6 +297,20 @@ def client_line(client: Client) -> str:
         ("cmd", client.last_command), ("user", client.user.decode(errors="replace")), ("redir", -1), ("resp", conn.outgoing.protocol),
     ]  # fmt: skip
     return " ".join(f"{name}={value}" for name, value in fields)
+
+
+def memory_of(client: Client) -> tuple[int, int, int, int]:
+    """What a client's buffers hold, as CLIENT LIST counts them (qbuf, rbs,
+    argv-mem, multi-mem): its unparsed input, its reply buffer's allocation,
+    the arguments of the command it runs, those of the commands it queued."""
+    conn = client.conn
+    transaction = chapter18.transactions.get(conn)
+    argv = client.argv_memory if conn is chapter14.current_client else 0
+    # The queued commands' arguments and a pointer to each, as Redis counts them (its argv_len_sums).
+    multi_memory = sum(len(name) + sum(map(len, args)) + 8 * (1 + len(args)) for name, _, args in transaction.queued) \
+        if transaction is not None and transaction.in_multi else 0  # fmt: skip
+    reply_buffer = sys.getsizeof(conn.outgoing) - sys.getsizeof(bytearray())  # what its reply buffer holds allocated
+    return conn.parser.buffered(), reply_buffer, argv, multi_memory
 
 
 def write_text(out: ReplyBuffer, text: str) -> None:
@@ -669,14 +678,16 @@ def reset_client(conn: Any) -> None:
     watching.monitors.pop(conn, None)
 
 
-def client_buffers() -> tuple[int, int, int]:
-    """For INFO: the largest query buffer and output waiting now, and what every client costs (tot-mem)."""
-    largest_query = largest_output = total = 0
-    for client in clients.values():
-        query, output = client.conn.parser.buffered(), len(client.conn.outgoing)
-        largest_query, largest_output = max(largest_query, query), max(largest_output, output)
-        total += CLIENT_OVERHEAD + query + sys.getsizeof(client.conn.outgoing)
-    return largest_query, largest_output, total
+def largest_buffers() -> tuple[int, int]:
+    """For INFO's clients section: the largest query buffer and output waiting now."""
+    connections = [client.conn for client in clients.values()]
+    return (max((conn.parser.buffered() for conn in connections), default=0),
+            max((len(conn.outgoing) for conn in connections), default=0))  # fmt: skip
+
+
+def clients_memory() -> int:
+    """For INFO's memory section: what every client costs, its CLIENT LIST tot-mem."""
+    return sum(CLIENT_OVERHEAD + sum(memory_of(client)) for client in clients.values())
 
 
 def some_deadlines(rng: Any) -> list[int]:
@@ -732,7 +743,8 @@ def add_commands() -> None:
     admin.extra_info.setdefault("stats", []).append(lambda: {"total_error_replies": total_errors})
     statistics = info.Info(admin, info.Sources(
         commands_processed=lambda: sum(spec.calls for spec in COMMANDS.commands.values()),
-        client_buffers=client_buffers,
+        largest_buffers=largest_buffers,
+        clients_memory=clients_memory,
         clients_with_timeout=lambda: sum(1 for blocked in chapter17.parked.values() if blocked.deadline != math.inf),
         aof_buffer=lambda: len(chapter16.append_only.aof.buffer) if chapter16.append_only.aof else 0,
         expiry_deadlines=some_deadlines,

@@ -86,11 +86,11 @@ class Backlog:
             del self.data[:excess]
             self.first_offset += excess
 
-    def since(self, offset: int) -> bytes | None:
+    def since(self, offset: int) -> bytearray | None:
         """The stream from `offset` on (the next byte a replica wants), or None if the backlog no longer holds it."""
         if not self.first_offset <= offset <= self.first_offset + len(self.data):
             return None
-        return bytes(self.data[offset - self.first_offset :])
+        return self.data[offset - self.first_offset :]
 
 
 @dataclass(eq=False)
@@ -188,7 +188,8 @@ def continue_from(conn: Any, replid: str, offset: int, out: ReplyBuffer) -> bool
     ours = replid == STREAM.replid or (replid == STREAM.replid2 and offset <= STREAM.second_offset)
     missed = STREAM.backlog.since(offset) if ours and STREAM.backlog is not None else None
     if missed is None:
-        SYNCS.partial_err += replid != "?"
+        if replid != "?":  # "?": the replica knows no history, and asked for a full copy
+            SYNCS.partial_err += 1
         return False
     replica = add_replica(conn)
     replica.state = "online"
@@ -255,7 +256,9 @@ def snapshot_saved(ok: bool) -> None:
     for replica in waiting:
         replica.state = "online"
         replica.ack_time = time.monotonic()
-        send(replica.conn, b"$%d\r\n" % len(snapshot) + snapshot + bytes(replica.waiting))
+        replica.conn.outgoing += b"$%d\r\n" % len(snapshot)  # appended piece by piece: no copy of the whole
+        replica.conn.outgoing += snapshot
+        send(replica.conn, replica.waiting)
         replica.waiting.clear()
         log.info("replica %s: snapshot of %d bytes sent, online", replica.address, len(snapshot))
 
@@ -268,11 +271,9 @@ def check_waiting_replicas() -> None:
 
 
 def drop_replica(conn: Any) -> None:
+    """Let a replica go: it will connect again and ask anew."""
     STREAM.replicas.pop(conn, None)
-    if not conn.closing:
-        conn.outgoing.clear()
-        conn.closing = True
-        chapter14.clients_pending_write[id(conn)] = conn
+    chapter21.disconnect(conn)
 
 
 def replica_closed(conn: Any) -> None:
