@@ -402,14 +402,15 @@ SYNCS = SyncCounts()
 # --- wiring ------------------------------------------------------------------------------------
 
 ping_period = DEFAULT_PING_PERIOD
-next_ping = 0.0
+last_ping = 0.0
 
 
 def ping_replicas() -> None:
-    global next_ping
+    """Measured from the last PING, so that a new repl-ping-replica-period counts at once."""
+    global last_ping
     now = time.monotonic()
-    if now >= next_ping:
-        next_ping = now + ping_period
+    if now - last_ping >= ping_period:
+        last_ping = now
         STREAM.ping()
 
 
