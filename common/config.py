@@ -78,6 +78,18 @@ class Config:
 
         self.add(name, get, set_text)
 
+    def add_boolean(self, name: str, get: Callable[[], bool], set: Callable[[bool], None]) -> None:
+        """A yes/no setting, as Redis's bool configs."""
+
+        def set_text(text: bytes) -> str | None:
+            value = text.lower()
+            if value not in (b"yes", b"no"):
+                return "argument must be 'yes' or 'no'"
+            set(value == b"yes")
+            return None
+
+        self.add(name, lambda: "yes" if get() else "no", set_text)
+
     def get(self, patterns: list[bytes]) -> list[tuple[bytes, bytes]]:
         """(name, value) for every parameter matching one of the glob patterns, once each."""
         found: dict[bytes, bytes] = {}

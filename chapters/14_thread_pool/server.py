@@ -132,13 +132,30 @@ def notify_keyspace_event(kind: str, event: str, key: bytes) -> None:
         listener(kind, event, key)
 
 
+# What to do with a key found past its deadline: "delete" it (lazy
+# expiration), "hide" it (it reads as missing, and is left for someone else
+# to delete) or "keep" it (it reads as live). Here it is always deleted; a
+# server whose keys another server owns (a replica, whose master deletes
+# its keys and says so) registers its answer (Redis's expireIfNeeded).
+expired_key_rules: list[Callable[[], str]] = []
+
+
+def expired_key_rule() -> str:
+    for rule in expired_key_rules:
+        return rule()
+    return "delete"
+
+
 def lookup_live(key: bytes) -> Entry | None:
     """The entry at `key`, or None if there is none or it has expired; an
     expired key is deleted on the spot (lazy expiration)."""
     entry = keyspace.lookup(key)
     if entry is not None and (expiry := expires.lookup(key)) is not None and expiry.deadline <= now_ms():
-        delete_expired(entry)
-        entry = None
+        rule = expired_key_rule() if expired_key_rules else "delete"
+        if rule == "delete":
+            delete_expired(entry)
+        if rule != "keep":
+            entry = None
     running = COMMANDS.current
     if running is not None and not running.writes:  # INFO's keyspace hits and misses count reads, as Redis's
         if entry is None:
@@ -240,7 +257,7 @@ def expire_keys() -> None:
     """Delete keys whose deadline has passed, MAX_EXPIRE_WORK at most (active expiration)."""
     now = now_ms()
     expiry = expiry_heap.peek()
-    if expiry is None or expiry.deadline > now:
+    if expiry is None or expiry.deadline > now or (expired_key_rules and expired_key_rule() != "delete"):
         return
     started = time.perf_counter_ns()  # INFO's expire_cycle_cpu_milliseconds
     for _ in range(MAX_EXPIRE_WORK):
@@ -631,9 +648,12 @@ def execute_requests(conn: Connection) -> None:
     try:
         while len(out) < MAX_OUTPUT and not conn.blocked and not conn.closing \
                 and (request := conn.parser.next_request()) is not None:  # fmt: skip
+            reply_start = len(out)
             if COMMANDS.process_command(request, out):  # QUIT: reply, close, run nothing after it
                 conn.closing = True
                 break
+            for task in command_processed_tasks:
+                task(conn, request, reply_start)
     except ProtocolError as error:
         out.error(f"ERR {error}")
         conn.closing = True
@@ -707,6 +727,32 @@ timers: list[Callable[[], int | None]] = []
 close_tasks: list[Callable[[Connection], None]] = []
 # Run once for every new connection (Redis's createClient).
 accept_tasks: list[Callable[[Connection], None]] = []
+# After each request a connection sent has run: (connection, request, where
+# its reply starts in the output), as Redis's commandProcessed().
+command_processed_tasks: list[Callable[[Connection, list[bytes], int], None]] = []
+
+# Sockets the loop watches besides the listener and the clients, each with
+# what to do when it is ready (Redis's aeCreateFileEvent): a server built on
+# this one that opens a connection of its own (a replica's link to its
+# master) watches it here while it is not a client. Set by run_event_loop.
+file_events: dict[int, Callable[[int], None]] = {}
+running_poller: Poller | None = None
+running_clients: dict[int, Connection] = {}
+
+
+def watch_socket(sock: socket.socket, events: int, handler: Callable[[int], None]) -> None:
+    """Call handler(events) when `sock` is ready for `events` (again: change what it waits for)."""
+    fd = sock.fileno()
+    if fd in file_events:
+        running_poller.modify(fd, events)
+    else:
+        running_poller.register(fd, events)
+    file_events[fd] = handler
+
+
+def unwatch_socket(sock: socket.socket) -> None:
+    if file_events.pop(sock.fileno(), None) is not None:
+        running_poller.unregister(sock.fileno())
 
 
 def accept_clients(acceptor: Acceptor, poller: Poller, clients: dict[int, Connection]) -> None:
@@ -714,21 +760,27 @@ def accept_clients(acceptor: Acceptor, poller: Poller, clients: dict[int, Connec
     maxclients the acceptor refuses them with Redis's error."""
     while (accepted := acceptor.accept(len(clients))) is not None:
         sock, address = accepted
-        sock.setblocking(False)
-        # Replies are written whole; don't let Nagle's algorithm hold them back.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(sock, next(client_ids))
-        idle_connections.push_back(conn)
-        clients[sock.fileno()] = conn
-        poller.register(sock, conn.polled_events)
-        try:
-            for task in accept_tasks:
-                task(conn)
-        except Exception:  # a bug in a task must cost this one connection, not the server
-            log.exception("internal error while accepting a client; closing the connection")
-            conn.closing = True
-            clients_pending_write[id(conn)] = conn
+        add_client(sock, poller, clients)
         log.debug("connection from %s:%d", *address[:2])
+
+
+def add_client(sock: socket.socket, poller: Poller, clients: dict[int, Connection]) -> Connection:
+    """Serve `sock` as a client: accepted, or opened by this server (a replica's link to its master)."""
+    sock.setblocking(False)
+    # Replies are written whole; don't let Nagle's algorithm hold them back.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = Connection(sock, next(client_ids))
+    idle_connections.push_back(conn)
+    clients[sock.fileno()] = conn
+    poller.register(sock, conn.polled_events)
+    try:
+        for task in accept_tasks:
+            task(conn)
+    except Exception:  # a bug in a task must cost this one connection, not the server
+        log.exception("internal error while accepting a client; closing the connection")
+        conn.closing = True
+        clients_pending_write[id(conn)] = conn
+    return conn
 
 
 def close_client(conn: Connection, poller: Poller, clients: dict[int, Connection]) -> None:
@@ -803,11 +855,13 @@ def next_wakeup_ms() -> int | None:
 
 def run_event_loop(acceptor: Acceptor, poller: Poller) -> None:
     """Serve until stopped, on `poller`."""
+    global running_poller, running_clients
     listener = acceptor.listener
     listener.setblocking(False)
     poller.register(listener, select.POLLIN)
     listener_fd = listener.fileno()
     clients: dict[int, Connection] = {}
+    running_poller, running_clients = poller, clients
     # A poller may say which API it waits in (INFO multiplexing_api); select.poll() does not.
     ADMIN.serve(acceptor, clients, counting=True, api=getattr(poller, "api", "poll"))
     while True:
@@ -815,8 +869,10 @@ def run_event_loop(acceptor: Acceptor, poller: Poller) -> None:
         for fd, events in poller.poll(next_wakeup_ms()):
             if fd == listener_fd:
                 accept_clients(acceptor, poller, clients)
-            else:
+            elif fd in clients:
                 handle_events(clients[fd], events)
+            else:
+                file_events[fd](events)
         server_cron(poller, clients)
         ADMIN.traffic.eventloop_cycles += 1
 

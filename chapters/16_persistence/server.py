@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -306,14 +305,8 @@ def shutdown(args: list[bytes], out: ReplyBuffer) -> None:
 def shut_down() -> None:
     """On exit (SIGTERM, Ctrl-C, SHUTDOWN), as Redis: stop a running child,
     flush and fsync the AOF, and save a snapshot if save rules are set."""
-    child, aof = snapshots.child, append_only.aof
-    if child is not None:
-        try:
-            os.kill(child.pid, signal.SIGKILL)
-            os.waitpid(child.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass  # the stop came while reap_child() collected it: gone already
-        snapshots.remove_child_files(child)
+    aof = append_only.aof
+    snapshots.stop_child()
     if aof is not None:
         append_only.write_aof()  # and fsync here: the worker pool is gone
         os.fsync(aof.descriptor)

@@ -374,6 +374,23 @@ def reap_child() -> None:
         finish_child[finished.kind](finished, ok)
 
 
+def stop_child() -> None:
+    """Kill the running child, if any, and remove what it leaves (on the
+    way out; a replica about to replace the data it saves)."""
+    global child
+    stopped = child
+    if stopped is None:
+        return
+    try:
+        os.kill(stopped.pid, signal.SIGKILL)
+        os.waitpid(stopped.pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass  # the stop came while reap_child() collected it: gone already
+    child = None
+    os.close(stopped.report)
+    remove_child_files(stopped)
+
+
 def remove_child_files(stopped: Child) -> None:
     """What a child stopped midway leaves behind: its temp-<pid>.rdb and,
     for a rewrite, the new base not yet renamed (Redis's rdbRemoveTempFile)."""
@@ -385,13 +402,15 @@ def remove_child_files(stopped: Child) -> None:
 # --- loading at start-up -----------------------------------------------------------------------
 
 
-def load_rdb_records(reader: RdbReader, source: str) -> int:
-    """Put every key of a dump into the keyspace (keys already expired are skipped, as Redis does)."""
+def load_rdb_records(reader: RdbReader, source: str, keep_expired: bool = False) -> int:
+    """Put every key of a dump into the keyspace. Keys already expired are
+    skipped, as Redis does, unless `keep_expired` (a replica keeps them
+    until its master deletes them)."""
     global load_keys_loaded, load_keys_expired
     now = chapter14.now_ms()
     loaded = load_keys_expired = 0
     for record in reader.records():
-        if record.expire_ms is not None and record.expire_ms <= now:
+        if record.expire_ms is not None and record.expire_ms <= now and not keep_expired:
             load_keys_expired += 1
             continue
         if chapter14.keyspace.lookup(record.key) is not None:

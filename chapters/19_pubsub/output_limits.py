@@ -60,8 +60,8 @@ disconnections = 0  # INFO stats: client_output_buffer_limit_disconnections
 
 
 def limited(client_class: str) -> bool:
-    limit = limits[client_class]
-    return bool(limit.hard or limit.soft)
+    limit = limits.get(client_class)  # none for a class that has no limit (a replica's master, in Redis)
+    return limit is not None and bool(limit.hard or limit.soft)
 
 
 def enforce(conn: Any, client_class: str) -> None:

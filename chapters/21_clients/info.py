@@ -81,9 +81,13 @@ FIELDS = {
         used_cpu_user_main_thread""",
 }
 FIELDS_IN_ORDER = {section: names.split() for section, names in FIELDS.items()}
-# Fields Redis prints only when they apply, and the field they follow:
-# a master's replicas (slave0, slave1...) and min-replicas' count, after connected_slaves.
-SOMETIMES = {"replication": ("connected_slaves", re.compile(r"min_slaves_good_slaves|slave\d+"))}
+# Fields Redis prints only when they apply, and the field they follow: a
+# replica's link to its master after role; a master's replicas (slave0,
+# slave1...) and min-replicas' count after connected_slaves.
+SOMETIMES = {"replication": {
+    "role": re.compile(r"master_.*|slave_.*|replica_announced"),
+    "connected_slaves": re.compile(r"min_slaves_good_slaves|slave\d+"),
+}}  # fmt: skip
 
 # What Redis prints for what does not exist here, field by field.
 ABSENT: dict[str, object] = {
@@ -185,12 +189,15 @@ class Info:
         if names is None:
             return fields
         known = {**ABSENT, **self.computed(section, fields), **fields}
-        anchor, sometimes = SOMETIMES.get(section, ("", None))
+        sometimes = SOMETIMES.get(section, {})
         completed: dict[str, object] = {}
         for name in names:
+            if name in completed:
+                continue  # printed already, as one of those that follow an earlier field
             completed[name] = known[name]
-            if name == anchor and sometimes is not None:
-                completed.update((other, value) for other, value in fields.items() if sometimes.fullmatch(other))
+            if name in sometimes:
+                completed.update((other, value) for other, value in fields.items()
+                                 if sometimes[name].fullmatch(other) and other not in names)  # fmt: skip
         completed.update((name, value) for name, value in fields.items() if name not in completed)  # ours, after
         return completed
 

@@ -38,10 +38,10 @@ client classes (a replica's output limit), chapter 21's client flags.
 
 from __future__ import annotations
 
-import secrets
+import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,116 +49,25 @@ from typing import Any
 # `common` imports when this file is run as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from common.chapters import load_chapter  # noqa: E402
+from common.chapters import load_chapter, load_chapter_module  # noqa: E402
 from common.commands import CommandSpec  # noqa: E402
 from common.config import memory_argument  # noqa: E402
-from common.net import log  # noqa: E402
+from common.net import fail, log  # noqa: E402
 from common.resp import encode_command, parse_integer  # noqa: E402
 from common.resp3 import ReplyBuffer  # noqa: E402
 
 chapter21 = load_chapter(21)  # the server this chapter extends: clients, and everything before
 chapter19 = chapter21.chapter19  # client classes and their output limits
+chapter17 = chapter21.chapter17  # clients woken from a block resume their requests
 chapter16 = chapter21.chapter16  # the units of writes, the background save
 chapter14 = chapter21.chapter14  # the connections, the keyspace, the loop
 snapshots, append_only = chapter16.snapshots, chapter16.append_only
 COMMANDS = chapter14.COMMANDS
 
-DEFAULT_BACKLOG_SIZE = 1024 * 1024  # repl-backlog-size
 DEFAULT_PING_PERIOD = 10  # repl-ping-replica-period, seconds
-
-
-# --- the replication stream --------------------------------------------------------------------
-
-
-class Backlog:
-    """The last `size` bytes of the stream (Redis's repl_backlog), and where
-    they start: a replica that lost its link resumes from it."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data = bytearray()
-        self.first_offset = 1  # the stream offset of data[0]
-
-    def add(self, data: bytes) -> None:
-        self.data += data
-        excess = len(self.data) - self.size
-        if excess > 0:
-            del self.data[:excess]
-            self.first_offset += excess
-
-    def since(self, offset: int) -> bytearray | None:
-        """The stream from `offset` on (the next byte a replica wants), or None if the backlog no longer holds it."""
-        if not self.first_offset <= offset <= self.first_offset + len(self.data):
-            return None
-        return self.data[offset - self.first_offset :]
-
-
-@dataclass(eq=False)
-class Replica:
-    """A client that said PSYNC (or SYNC): Redis's client with CLIENT_SLAVE."""
-
-    conn: Any
-    address: str  # its ip
-    listening_port: int = 0  # REPLCONF listening-port
-    state: str = "wait_bgsave_start"  # then wait_bgsave_end, online (Redis's replstate, as INFO prints it)
-    waiting: bytearray = field(default_factory=bytearray)  # the stream since the fork, until the snapshot is sent
-    ack_offset: int = 0  # REPLCONF ACK
-    ack_time: float = field(default_factory=time.monotonic)
-    psync: bool = True  # PSYNC (a +FULLRESYNC line first) or the old SYNC (the snapshot alone)
-
-
-class Stream:
-    """The master's history of writes, as the replicas receive it."""
-
-    def __init__(self) -> None:
-        self.replid = secrets.token_hex(20)
-        self.replid2 = "0" * 40  # the history this one continued (after a promotion)
-        self.second_offset = -1  # up to where replid2's history is ours
-        self.offset = 0  # master_repl_offset: bytes of stream so far
-        self.backlog: Backlog | None = None  # made for the first replica, kept after (as Redis)
-        self.backlog_size = DEFAULT_BACKLOG_SIZE
-        self.selected_db = -1  # -1: the next write sends SELECT 0 first
-        self.replicas: dict[Any, Replica] = {}  # connection -> its Replica, in the order they came
-
-    # chapter 16's unit listener: wants_units() and take_unit()
-
-    def wants_units(self) -> bool:
-        return self.backlog is not None
-
-    def take_unit(self, commands: list[list[bytes]]) -> None:
-        data = bytearray()
-        if self.selected_db != 0:
-            data += encode_command(b"SELECT", b"0")
-            self.selected_db = 0
-        for command in commands:
-            data += encode_command(*command)
-        self.feed(bytes(data))
-
-    def feed(self, data: bytes) -> None:
-        """Add to the stream: the backlog, then every replica, now or once its snapshot is sent."""
-        assert self.backlog is not None
-        self.backlog.add(data)
-        self.offset += len(data)
-        for replica in list(self.replicas.values()):
-            if replica.state == "online":
-                send(replica.conn, data)
-            elif replica.state == "wait_bgsave_end":
-                replica.waiting += data
-
-    def ping(self) -> None:
-        """Every repl-ping-replica-period seconds, a PING in the stream: a replica hears from its master."""
-        if self.replicas:
-            self.feed(encode_command(b"PING"))
-
-
-STREAM = Stream()
-
-
-def send(conn: Any, data: bytes) -> None:
-    """Queue stream bytes to a replica; past its output limit (replica class), it is disconnected."""
-    conn.outgoing += data
-    chapter14.clients_pending_write[id(conn)] = conn
-    chapter19.output_limits.enforce(conn, "slave")
+stream = load_chapter_module(22, "stream")  # the history of writes, shared by both sides
+replica_side = load_chapter_module(22, "replica")  # following a master: REPLICAOF, the link, the master client
+STREAM, Replica, send = stream.STREAM, stream.Replica, stream.send
 
 
 # --- PSYNC: a replica arrives ------------------------------------------------------------------
@@ -168,7 +77,7 @@ def psync(args: list[bytes], out: ReplyBuffer) -> None:
     """PSYNC replid offset: the stream from `offset` if the backlog still
     holds this history there (+CONTINUE), else a full copy (+FULLRESYNC)."""
     conn = chapter14.current_client
-    if conn in STREAM.replicas:
+    if conn in STREAM.replicas or refused_while_link_down(out):
         return  # already a replica: Redis ignores it
     offset = parse_integer(args[1])
     if offset is not None and continue_from(conn, args[0].decode(errors="replace"), offset, out):
@@ -179,8 +88,16 @@ def psync(args: list[bytes], out: ReplyBuffer) -> None:
 def sync(args: list[bytes], out: ReplyBuffer) -> None:
     """SYNC: the old protocol, always a full copy, with no +FULLRESYNC line."""
     conn = chapter14.current_client
-    if conn not in STREAM.replicas:
+    if conn not in STREAM.replicas and not refused_while_link_down(out):
         start_full_sync(conn, out, psync=False)
+
+
+def refused_while_link_down(out: ReplyBuffer) -> bool:
+    """A replica copies only what it holds in step with its master (chained replicas)."""
+    if replica_side.link_down():
+        out.error("NOMASTERLINK Can't SYNC while not connected with my master")
+        return True
+    return False
 
 
 def continue_from(conn: Any, replid: str, offset: int, out: ReplyBuffer) -> bool:
@@ -205,9 +122,7 @@ def add_replica(conn: Any) -> Replica:
     replica = Replica(conn, client.address.rsplit(":", 1)[0] if client else "?")
     replica.listening_port = announced_ports.pop(conn, 0)
     STREAM.replicas[conn] = replica
-    if STREAM.backlog is None:
-        STREAM.backlog = Backlog(STREAM.backlog_size)
-        STREAM.backlog.first_offset = STREAM.offset + 1
+    STREAM.create_backlog()
     return replica
 
 
@@ -227,7 +142,7 @@ def start_sync_save() -> None:
     if not snapshots.start_bgsave():
         for replica in [r for r in STREAM.replicas.values() if r.state == "wait_bgsave_start"]:
             log.warning("replica %s: the background save could not start", replica.address)
-            drop_replica(replica.conn)
+            STREAM.drop(replica.conn)
         return
     STREAM.selected_db = -1  # the stream after the snapshot starts with SELECT
     for replica in STREAM.replicas.values():
@@ -251,7 +166,7 @@ def snapshot_saved(ok: bool) -> None:
             ok = False
     if not ok:
         for replica in waiting:
-            drop_replica(replica.conn)
+            STREAM.drop(replica.conn)
         return
     for replica in waiting:
         replica.state = "online"
@@ -268,12 +183,6 @@ def check_waiting_replicas() -> None:
     while another child ran get their save once it is over."""
     if snapshots.child is None and any(r.state == "wait_bgsave_start" for r in STREAM.replicas.values()):
         start_sync_save()
-
-
-def drop_replica(conn: Any) -> None:
-    """Let a replica go: it will connect again and ask anew."""
-    STREAM.replicas.pop(conn, None)
-    chapter21.disconnect(conn)
 
 
 def replica_closed(conn: Any) -> None:
@@ -305,7 +214,8 @@ def replconf(args: list[bytes], out: ReplyBuffer) -> None:
                 replica.ack_time = time.monotonic()
             return  # never answered: the replica does not read replies
         if option == b"getack":
-            return  # a master asks its replicas; a replica of ours is asked by us only
+            replica_side.ack_requested()  # answered once it ran, if our master asked
+            return
         if option == b"listening-port":
             port = parse_integer(value)
             if port is None:
@@ -343,10 +253,107 @@ MIN_REPLICAS = MinReplicas()
 
 def refuse_without_replicas(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
     """A write check (chapter 14's write_checks), as Redis's processCommand: too few good replicas, -NOREPLICAS."""
-    if MIN_REPLICAS.enabled() and MIN_REPLICAS.good_replicas() < MIN_REPLICAS.to_write:
+    if MIN_REPLICAS.enabled() and not replica_side.is_replica() and MIN_REPLICAS.good_replicas() < MIN_REPLICAS.to_write:
         out.error("NOREPLICAS Not enough good replicas to write.")
         return True
     return False
+
+
+# --- WAIT ---------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Waiting:
+    """A client blocked in WAIT (Redis's BLOCKED_WAIT)."""
+
+    conn: Any
+    wanted: int  # replicas
+    offset: int  # that must have acknowledged this much of the stream
+    deadline: float  # time.monotonic(); inf: for ever
+
+
+waiting: list[Waiting] = []
+written_up_to: dict[Any, int] = {}  # a client -> the stream's offset after its last write (Redis's c->woff)
+offset_seen = 0  # the stream's offset when the last command ended
+getack_due = False
+
+
+def wait(args: list[bytes], out: ReplyBuffer) -> None:
+    """WAIT numreplicas timeout: block until that many replicas acknowledged
+    this client's writes, or `timeout` ms passed (0: for ever); reply how many did."""
+    global getack_due
+    if replica_side.is_replica():
+        out.error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica "
+                  "is configured to be writable (which is not the default) writes to replicas are just local and are "
+                  "not propagated.")  # fmt: skip
+        return
+    wanted, timeout_ms = parse_integer(args[0]), parse_integer(args[1])
+    if wanted is None:
+        out.error("ERR value is not an integer or out of range")
+        return
+    if timeout_ms is None:
+        out.error("ERR timeout is not an integer or out of range")
+        return
+    if timeout_ms < 0:
+        out.error("ERR timeout is negative")
+        return
+    conn = chapter14.current_client
+    offset = written_up_to.get(conn, 0)
+    acknowledged = replicas_acknowledging(offset)
+    if acknowledged >= wanted or conn.deny_blocking:  # inside MULTI: never blocks, as Redis
+        out.integer(acknowledged)
+        return
+    conn.blocked = True
+    waiting.append(Waiting(conn, wanted, offset, time.monotonic() + timeout_ms / 1000 if timeout_ms else math.inf))
+    getack_due = True  # before the loop sleeps, every replica is asked where it is
+
+
+def replicas_acknowledging(offset: int) -> int:
+    return sum(1 for r in STREAM.replicas.values() if r.state == "online" and r.ack_offset >= offset)
+
+
+def note_written() -> None:
+    """After each command (chapter 14's after_command, once chapter 16 has
+    propagated it): if the stream grew, its client wrote up to here."""
+    global offset_seen
+    if STREAM.offset != offset_seen:
+        offset_seen = STREAM.offset
+        if chapter14.current_client is not None:
+            written_up_to[chapter14.current_client] = offset_seen
+
+
+def serve_waiting() -> None:
+    """Before the loop sleeps (chapter 14's before_sleep_tasks, before
+    chapter 17 resumes the clients it woke): ask the replicas for an ACK if
+    a WAIT wants one, and answer every WAIT whose replicas acknowledged or
+    whose time is up (Redis's processClientsWaitingReplicas)."""
+    global getack_due
+    if getack_due and STREAM.wants_units():
+        STREAM.feed(encode_command(b"REPLCONF", b"GETACK", b"*"))
+    getack_due = False
+    if not waiting:
+        return
+    now = time.monotonic()
+    for blocked in list(waiting):
+        acknowledged = replicas_acknowledging(blocked.offset)
+        gone = blocked.conn.sock.fileno() == -1
+        if gone or acknowledged >= blocked.wanted or blocked.deadline <= now:
+            waiting.remove(blocked)
+            if not gone:
+                blocked.conn.blocked = False
+                blocked.conn.outgoing.integer(acknowledged)
+                chapter17.woken.append(blocked.conn)
+
+
+def next_wait_timeout_ms() -> int | None:
+    """chapter 14's timers: when the soonest WAIT times out."""
+    deadline = min((blocked.deadline for blocked in waiting), default=math.inf)
+    return None if deadline == math.inf else max(0, math.ceil((deadline - time.monotonic()) * 1000))
+
+
+def forget_writer(conn: Any) -> None:
+    """chapter 14's close_tasks."""
+    written_up_to.pop(conn, None)
 
 
 # --- ROLE and INFO -----------------------------------------------------------------------------
@@ -354,6 +361,9 @@ def refuse_without_replicas(name: bytes, spec: CommandSpec, args: list[bytes], o
 
 def role(args: list[bytes], out: ReplyBuffer) -> None:
     """ROLE: master, its offset, and each online replica's ip, port and acknowledged offset."""
+    if replica_side.is_replica():
+        replica_side.role(out)
+        return
     online = [replica for replica in STREAM.replicas.values() if replica.state == "online"]
     out.array(3)
     out.bulk(b"master")
@@ -365,7 +375,10 @@ def role(args: list[bytes], out: ReplyBuffer) -> None:
 
 def info_replication() -> dict[str, object]:
     backlog = STREAM.backlog
-    fields: dict[str, object] = {"role": "master", "connected_slaves": len(STREAM.replicas)}
+    fields: dict[str, object] = {"role": "master"}
+    if replica_side.is_replica():
+        fields = {"role": "slave", **replica_side.info_fields()}
+    fields["connected_slaves"] = len(STREAM.replicas)
     if MIN_REPLICAS.enabled():
         fields["min_slaves_good_slaves"] = MIN_REPLICAS.good_replicas()
     now = time.monotonic()
@@ -418,7 +431,7 @@ def propagate_expiry(kind: str, event: str, key: bytes) -> None:
     """chapter 14's keyspace listener: a key that expired (lazily or
     actively) goes to the AOF and the replicas as DEL, as Redis's
     propagateDeletion: a replica never expires a key on its own."""
-    if event == "expired" and STREAM.backlog is not None:
+    if event == "expired" and STREAM.wants_units():
         chapter16.propagate([b"DEL", key])
 
 
@@ -426,7 +439,7 @@ def propagate_publish(name: bytes, spec: CommandSpec, args: list[bytes], out: Re
     """After a call (chapter 14's after_call): PUBLISH and SPUBLISH go to
     the replicas, not to the AOF, so that a replica's subscribers hear
     what the master's do (Redis's forceCommandPropagation(PROPAGATE_REPL))."""
-    if name in (b"publish", b"spublish") and STREAM.backlog is not None and not out.startswith(b"-", reply_start):
+    if name in (b"publish", b"spublish") and STREAM.wants_units() and not out.startswith(b"-", reply_start):
         STREAM.take_unit([[name, *args]])
 
 
@@ -448,6 +461,9 @@ server | 2.8.0 | O(1), then a full copy or the part of the backlog missed | A re
 server | 1.0.0 | O(N) where N is the number of keys | A replica asks for a full copy (the old protocol) | SYNC
 server | 3.0.0 | O(1) | What a replica tells its master: its port, capabilities, and the offset applied | REPLCONF [option value [option value ...]]
 server | 2.8.12 | O(1) | This server's role in replication, and its replicas | ROLE
+server | 5.0.0 | O(1) | Makes this server a replica of another, or a master again | REPLICAOF host port
+server | 1.0.0 | O(1) | Makes this server a replica of another, or a master again (the old name of REPLICAOF) | SLAVEOF host port
+generic | 3.0.0 | O(1) | Blocks until the writes of this client are acknowledged by that many replicas | WAIT numreplicas timeout
 """
 
 
@@ -460,6 +476,9 @@ def add_commands() -> None:
         b"sync": CommandSpec(sync, 1, ("admin", "noscript", "no_async_loading", "no_multi")),
         b"replconf": CommandSpec(replconf, -1, ("admin", "noscript", "loading", "stale", "allow_busy")),
         b"role": CommandSpec(role, 1, ("noscript", "loading", "stale", "fast")),
+        b"replicaof": CommandSpec(replica_side.replicaof, 3, ("admin", "noscript", "stale", "no_async_loading")),
+        b"slaveof": CommandSpec(replica_side.replicaof, 3, ("admin", "noscript", "stale", "no_async_loading")),
+        b"wait": CommandSpec(wait, 3, ("noscript",)),
     })  # fmt: skip
     append_only.unit_listeners.append(STREAM)
     snapshots.after_bgsave.append(snapshot_saved)
@@ -467,8 +486,13 @@ def add_commands() -> None:
     COMMANDS.after_call.append(propagate_publish)
     COMMANDS.write_checks.append(refuse_without_replicas)
     chapter14.cron_tasks.extend([check_waiting_replicas, ping_replicas])
-    chapter14.timers.append(lambda: 1000 if STREAM.replicas else None)
-    chapter14.close_tasks.append(replica_closed)
+    chapter14.timers.extend([lambda: 1000 if STREAM.replicas else None, next_wait_timeout_ms])
+    chapter14.close_tasks.extend([replica_closed, forget_writer])
+    COMMANDS.after_command.append(note_written)  # after chapter 16's, which propagates
+    tasks = chapter14.before_sleep_tasks
+    tasks.insert(tasks.index(chapter17.serve_woken), serve_waiting)
+    replica_side.waiting_clients = lambda: [blocked.conn for blocked in waiting]
+    replica_side.wire(chapter14.ADMIN.config)
     chapter19.other_client_classes.append(lambda conn: "slave" if conn in STREAM.replicas else None)
     chapter21.more_client_flags.append(lambda conn: "S" if conn in STREAM.replicas else "")
     admin = chapter14.ADMIN
@@ -487,7 +511,8 @@ def add_commands() -> None:
 
 def add_options(parser: Any) -> None:
     chapter21.add_options(parser)
-    parser.add_argument("--repl-backlog-size", type=memory_argument, default=DEFAULT_BACKLOG_SIZE, metavar="BYTES",
+    replica_side.add_options(parser)
+    parser.add_argument("--repl-backlog-size", type=memory_argument, default=stream.DEFAULT_BACKLOG_SIZE, metavar="BYTES",
                         help="how much of the stream a replica may miss and still resume (default: 1 MB)")  # fmt: skip
     parser.add_argument("--min-replicas-to-write", type=int, default=0, metavar="N",
                         help="refuse writes unless N replicas are in step (default: 0, never)")  # fmt: skip
@@ -497,6 +522,7 @@ def add_options(parser: Any) -> None:
 
 def configure(options: Any) -> None:
     chapter21.configure(options)
+    replica_side.configure(options, fail)
     STREAM.backlog_size = options.repl_backlog_size
     MIN_REPLICAS.to_write, MIN_REPLICAS.max_lag = options.min_replicas_to_write, options.min_replicas_max_lag
 
