@@ -77,10 +77,11 @@ class ServerProcess:
         extra_args: tuple[str, ...] = (),
         own_server: bool = True,
         chapter: int | None = None,
+        port: int | None = None,
     ) -> None:
         self.chapter = chapter
         self.command = command  # as given, before the port is filled in
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: a server restarted where it was
         if isinstance(command, str):
             argv = [os.path.expanduser(word) for word in shlex.split(command.format(port=self.port))]
             if argv and argv[0] in ("python", "python3"):  # the learner's server runs on this Python
