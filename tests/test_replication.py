@@ -20,6 +20,13 @@ from tests.support import launch, real_redis_on, state
 pytestmark = [pytest.mark.since(22), pytest.mark.readme("A replica of ours")]
 
 
+@pytest.fixture(autouse=True)
+def diskless_at_once(server):
+    """A full copy goes diskless, as Redis's default, but without its 5 s wait for more replicas."""
+    with server.redis() as client:
+        client.config_set("repl-diskless-sync-delay", 0)
+
+
 def info(client: redis.Redis, section: str) -> dict:
     return client.info(section)
 
@@ -206,7 +213,7 @@ def test_a_snapshot_that_cannot_be_written_costs_the_replica_a_retry_not_the_ser
     the copy succeeds."""
     directory = tmp_path / "master"
     directory.mkdir()
-    master = launch(server, directory, "--save", "")
+    master = launch(server, directory, "--save", "", "--repl-diskless-sync", "no")  # through dump.rdb
     replica_dir = tmp_path / "replica"
     replica_dir.mkdir()
     try:
@@ -264,3 +271,46 @@ def test_min_replicas_to_write_refuses_writes_without_good_replicas(server, tmp_
         finally:
             ours.config_set("min-replicas-to-write", 0)
             replica_process.stop()
+
+
+def linked(process) -> bool:
+    with process.redis() as client:
+        return info(client, "replication").get("master_link_status") == "up"
+
+
+def test_a_full_copy_through_the_disk_or_straight_to_the_sockets(server, tmp_path):
+    """repl-diskless-sync no: the snapshot saved, then sent with its length;
+    yes: relayed from the child as it writes, ended by a mark, the writes
+    made meanwhile sent once the replica acknowledged; two replicas
+    arriving within repl-diskless-sync-delay share one child."""
+    with server.redis() as ours:
+        ours.flushall()
+        fill(ours, 3000, seed=7)
+        try:
+            for diskless, delay in (("no", 0), ("yes", 1)):
+                ours.config_set("repl-diskless-sync", diskless)
+                ours.config_set("repl-diskless-sync-delay", delay)
+                forks = info(ours, "stats")["total_forks"]
+                replicas = []
+                for number in range(2):
+                    (tmp_path / f"{diskless}{number}").mkdir()
+                    replicas.append(real_redis_on(tmp_path / f"{diskless}{number}", "--replicaof", "127.0.0.1",
+                                                  str(server.port)))  # fmt: skip
+                try:
+                    seed, deadline = 20, time.monotonic() + 30
+                    while not all(linked(process) for process in replicas):
+                        assert time.monotonic() < deadline, f"no link up (diskless {diskless})"
+                        mixed_writes(ours, 20, seed=seed)  # writes while the copies are made and sent
+                        seed += 1
+                    for process in replicas:
+                        with process.redis() as replica:
+                            settle(ours, replica, f"the copy (diskless {diskless})")
+                            assert state(ours) == state(replica)
+                    if diskless == "yes":
+                        assert info(ours, "stats")["total_forks"] == forks + 1
+                finally:
+                    for process in replicas:
+                        process.stop()
+        finally:
+            ours.config_set("repl-diskless-sync", "yes")
+            ours.config_set("repl-diskless-sync-delay", 0)

@@ -740,8 +740,9 @@ running_poller: Poller | None = None
 running_clients: dict[int, Connection] = {}
 
 
-def watch_socket(sock: socket.socket, events: int, handler: Callable[[int], None]) -> None:
-    """Call handler(events) when `sock` is ready for `events` (again: change what it waits for)."""
+def watch_socket(sock: Any, events: int, handler: Callable[[int], None]) -> None:
+    """Call handler(events) when `sock` (or any file with a fileno(): a
+    pipe) is ready for `events` (again: change what it waits for)."""
     fd = sock.fileno()
     if fd in file_events:
         running_poller.modify(fd, events)
@@ -750,7 +751,7 @@ def watch_socket(sock: socket.socket, events: int, handler: Callable[[int], None
     file_events[fd] = handler
 
 
-def unwatch_socket(sock: socket.socket) -> None:
+def unwatch_socket(sock: Any) -> None:
     if file_events.pop(sock.fileno(), None) is not None:
         running_poller.unregister(sock.fileno())
 

@@ -118,22 +118,27 @@ VALUE_BUILDERS: dict[bytes, Callable[[Any], Any]] = {}  # filled below, once loa
 
 
 def write_rdb(path: Path) -> None:
-    now = chapter14.now_ms()
     with open(path, "wb") as file:
-        writer = RdbWriter(file, checksum=settings.rdbchecksum)
-        writer.begin(len(chapter14.keyspace), len(chapter14.expires))
-        for entry in chapter14.keyspace:
-            deadline = chapter14.deadline_of(entry.key)
-            if deadline is not None and deadline <= now:
-                continue  # expired, only not deleted yet
-            value = entry.value
-            if type(value) is bytes:
-                writer.string(entry.key, value, deadline)
-            else:
-                VALUE_WRITERS[value.type_name](writer, entry.key, value, deadline)
-        writer.end()
+        write_rdb_to(file)
         file.flush()
         os.fsync(file.fileno())
+
+
+def write_rdb_to(file: Any) -> None:
+    """The keyspace as an RDB, to a file or a pipe (a snapshot sent to a replica as it is made)."""
+    now = chapter14.now_ms()
+    writer = RdbWriter(file, checksum=settings.rdbchecksum)
+    writer.begin(len(chapter14.keyspace), len(chapter14.expires))
+    for entry in chapter14.keyspace:
+        deadline = chapter14.deadline_of(entry.key)
+        if deadline is not None and deadline <= now:
+            continue  # expired, only not deleted yet
+        value = entry.value
+        if type(value) is bytes:
+            writer.string(entry.key, value, deadline)
+        else:
+            VALUE_WRITERS[value.type_name](writer, entry.key, value, deadline)
+    writer.end()
 
 
 def fsync_directory(path: Path) -> None:
@@ -282,9 +287,10 @@ finish_child: dict[str, Callable[[Child, bool], None]] = {}
 after_bgsave: list[Callable[[bool], None]] = []
 
 
-def start_child(kind: str, target: Path, changes: int = 0) -> Child | None:
-    """fork(): the child writes the snapshot `target` from its copy-on-write
-    image of the keyspace, as it was at this instant, and exits; the parent goes on."""
+def start_child(kind: str, target: Path, changes: int = 0, work: Callable[[], None] | None = None) -> Child | None:
+    """fork(): the child writes the snapshot `target` (or does `work`) from
+    its copy-on-write image of the keyspace, as it was at this instant, and
+    exits; the parent goes on."""
     global child, last_save_attempt, latest_fork_usec, rdb_saves, total_forks
     if kind == "rdb":
         last_save_attempt = time.monotonic()
@@ -299,14 +305,14 @@ def start_child(kind: str, target: Path, changes: int = 0) -> Child | None:
         os.close(write_end)
         return None
     if pid == 0:
-        run_child(lambda: write_snapshot(target), write_end)  # never returns
+        run_child(work or (lambda: write_snapshot(target)), write_end)  # never returns
     os.close(write_end)
     # The parent stood still this long: fork() copies the page tables, in
     # proportion to the memory in use.
     latest_fork_usec = int((time.perf_counter() - forking) * 1e6)
     total_forks += 1
     child = Child(pid, kind, time.monotonic(), target, read_end, changes, len(chapter14.keyspace))
-    log.info("background %s started by pid %d", "saving" if kind == "rdb" else "AOF rewrite", pid)
+    log.info("background %s started by pid %d", {"rdb": "saving", "aof": "AOF rewrite"}.get(kind, kind), pid)
     return child
 
 

@@ -433,9 +433,10 @@ def snapshot_received(rest: bytes) -> None:
 
 
 def stop_snapshot_child() -> None:
-    """A background save of the old data would overwrite the new dump.rdb: stop it (Redis's killRDBChild)."""
+    """A background save of the old data would overwrite the new dump.rdb,
+    or send our replicas what they must copy anew: stop it (Redis's killRDBChild)."""
     child = snapshots.child
-    if child is not None and child.kind == "rdb":
+    if child is not None and child.kind in ("rdb", "rdb-socket"):
         snapshots.stop_child()
         for listener in snapshots.after_bgsave:  # its replicas learn it failed
             listener(False)

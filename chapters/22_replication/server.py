@@ -67,6 +67,7 @@ COMMANDS = chapter14.COMMANDS
 DEFAULT_PING_PERIOD = 10  # repl-ping-replica-period, seconds
 stream = load_chapter_module(22, "stream")  # the history of writes, shared by both sides
 replica_side = load_chapter_module(22, "replica")  # following a master: REPLICAOF, the link, the master client
+diskless = load_chapter_module(22, "diskless")  # a full copy straight to the sockets
 STREAM, Replica, send = stream.STREAM, stream.Replica, stream.send
 
 
@@ -129,32 +130,44 @@ def add_replica(conn: Any) -> Replica:
 def start_full_sync(conn: Any, out: ReplyBuffer, psync: bool) -> None:
     replica = add_replica(conn)
     replica.psync = psync
+    replica.eof_capable = psync and conn in announced_eof
     SYNCS.full += 1
     log.info("replica %s asks for a full copy", replica.address)
-    if snapshots.child is None:
-        start_sync_save()
-    # else: it waits for the running child to end (check_waiting_replicas)
+    check_waiting_replicas()  # now, or once the running child ended or the diskless delay passed
 
 
-def start_sync_save() -> None:
-    """Fork a background save for every replica waiting for one; each is told
-    the offset its snapshot stands at, and gets the writes after it."""
-    if not snapshots.start_bgsave():
-        for replica in [r for r in STREAM.replicas.values() if r.state == "wait_bgsave_start"]:
+def check_waiting_replicas() -> None:
+    """At once, and each loop iteration (chapter 14's cron_tasks): start the
+    copy for the replicas waiting for one, once no other child runs (and
+    the diskless delay has passed)."""
+    waiting = [r for r in STREAM.replicas.values() if r.state == "wait_bgsave_start"]
+    if not waiting or snapshots.child is not None:
+        return
+    if diskless.wanted_for(waiting):
+        if diskless.may_start(waiting):
+            start_sync_save(waiting, diskless.start)
+    else:
+        start_sync_save(waiting, lambda replicas: snapshots.start_bgsave())
+
+
+def start_sync_save(waiting: list[Replica], fork: Any) -> None:
+    """Fork the child that makes the snapshot for the replicas waiting;
+    each is told the offset it stands at, and gets the writes after it."""
+    if not fork(waiting):
+        for replica in waiting:
             log.warning("replica %s: the background save could not start", replica.address)
             STREAM.drop(replica.conn)
         return
     STREAM.selected_db = -1  # the stream after the snapshot starts with SELECT
-    for replica in STREAM.replicas.values():
-        if replica.state == "wait_bgsave_start":
-            replica.state = "wait_bgsave_end"
-            if replica.psync:
-                send(replica.conn, b"+FULLRESYNC %s %d\r\n" % (STREAM.replid.encode(), STREAM.offset))
+    for replica in waiting:
+        replica.state = "wait_bgsave_end"
+        if replica.psync:
+            send(replica.conn, b"+FULLRESYNC %s %d\r\n" % (STREAM.replid.encode(), STREAM.offset))
 
 
 def snapshot_saved(ok: bool) -> None:
     """chapter 16's after_bgsave: send the snapshot, then what was written meanwhile."""
-    waiting = [replica for replica in STREAM.replicas.values() if replica.state == "wait_bgsave_end"]
+    waiting = [r for r in STREAM.replicas.values() if r.state == "wait_bgsave_end" and not r.diskless]
     if not waiting:
         return
     snapshot = b""
@@ -178,16 +191,10 @@ def snapshot_saved(ok: bool) -> None:
         log.info("replica %s: snapshot of %d bytes sent, online", replica.address, len(snapshot))
 
 
-def check_waiting_replicas() -> None:
-    """Each loop iteration (chapter 14's cron_tasks): replicas that came
-    while another child ran get their save once it is over."""
-    if snapshots.child is None and any(r.state == "wait_bgsave_start" for r in STREAM.replicas.values()):
-        start_sync_save()
-
-
 def replica_closed(conn: Any) -> None:
     """chapter 14's close_tasks: a replica gone."""
     announced_ports.pop(conn, None)
+    announced_eof.discard(conn)
     if STREAM.replicas.pop(conn, None) is not None:
         log.info("a replica disconnected")
 
@@ -195,6 +202,7 @@ def replica_closed(conn: Any) -> None:
 # --- REPLCONF ----------------------------------------------------------------------------------
 
 announced_ports: dict[Any, int] = {}  # REPLCONF listening-port, before its PSYNC
+announced_eof: set[Any] = set()  # REPLCONF capa eof: the snapshot may come diskless
 
 
 def replconf(args: list[bytes], out: ReplyBuffer) -> None:
@@ -212,6 +220,7 @@ def replconf(args: list[bytes], out: ReplyBuffer) -> None:
             if replica is not None and offset is not None:
                 replica.ack_offset = max(replica.ack_offset, offset)
                 replica.ack_time = time.monotonic()
+                diskless.acknowledged(replica)
             return  # never answered: the replica does not read replies
         if option == b"getack":
             replica_side.ack_requested()  # answered once it ran, if our master asked
@@ -222,7 +231,10 @@ def replconf(args: list[bytes], out: ReplyBuffer) -> None:
                 out.error("ERR value is not an integer or out of range")
                 return
             announced_ports[conn] = port
-        elif option not in (b"ip-address", b"capa", b"rdb-only", b"rdb-filter-only"):
+        elif option == b"capa":
+            if value.lower() == b"eof":
+                announced_eof.add(conn)
+        elif option not in (b"ip-address", b"rdb-only", b"rdb-filter-only"):
             out.error(f"ERR Unrecognized REPLCONF option: {option.decode(errors='replace')}")
             return
     out.simple("OK")
@@ -383,7 +395,7 @@ def info_replication() -> dict[str, object]:
         fields["min_slaves_good_slaves"] = MIN_REPLICAS.good_replicas()
     now = time.monotonic()
     for number, replica in enumerate(STREAM.replicas.values()):
-        state = {"online": "online", "wait_bgsave_start": "wait_bgsave", "wait_bgsave_end": "wait_bgsave"}[replica.state]
+        state = {"wait_bgsave_start": "wait_bgsave", "wait_bgsave_end": "wait_bgsave"}.get(replica.state, "online")
         fields[f"slave{number}"] = (f"ip={replica.address},port={replica.listening_port},state={state},"
                                     f"offset={replica.ack_offset},lag={int(now - replica.ack_time)}")  # fmt: skip
     fields |= {
@@ -482,6 +494,7 @@ def add_commands() -> None:
     })  # fmt: skip
     append_only.unit_listeners.append(STREAM)
     snapshots.after_bgsave.append(snapshot_saved)
+    snapshots.finish_child["rdb-socket"] = diskless.child_done
     chapter14.keyspace_listeners.append(propagate_expiry)
     COMMANDS.after_call.append(propagate_publish)
     COMMANDS.write_checks.append(refuse_without_replicas)
@@ -502,6 +515,10 @@ def add_commands() -> None:
     admin.config.add_integer("repl-backlog-size", lambda: STREAM.backlog_size, set_backlog_size,
                              minimum=16 * 1024, memory=True)  # fmt: skip
     admin.config.add_integer("repl-ping-replica-period", lambda: ping_period, set_ping_period, minimum=1)
+    admin.config.add_boolean("repl-diskless-sync", lambda: diskless.SETTINGS.enabled,
+                             lambda value: setattr(diskless.SETTINGS, "enabled", value))  # fmt: skip
+    admin.config.add_integer("repl-diskless-sync-delay", lambda: diskless.SETTINGS.delay,
+                             lambda value: setattr(diskless.SETTINGS, "delay", value), maximum=2**31 - 1)  # fmt: skip
     for prefix in ("min-replicas", "min-slaves"):  # Redis's names, new and old
         admin.config.add_integer(f"{prefix}-to-write", lambda: MIN_REPLICAS.to_write,
                                  lambda value: setattr(MIN_REPLICAS, "to_write", value))  # fmt: skip
@@ -514,6 +531,10 @@ def add_options(parser: Any) -> None:
     replica_side.add_options(parser)
     parser.add_argument("--repl-backlog-size", type=memory_argument, default=stream.DEFAULT_BACKLOG_SIZE, metavar="BYTES",
                         help="how much of the stream a replica may miss and still resume (default: 1 MB)")  # fmt: skip
+    parser.add_argument("--repl-diskless-sync", choices=["yes", "no"], default="yes",
+                        help="send a full copy straight from the child to the replicas, not through dump.rdb (default: yes)")
+    parser.add_argument("--repl-diskless-sync-delay", type=int, default=5, metavar="SECONDS",
+                        help="wait this long for more replicas to share a diskless copy (default: 5)")
     parser.add_argument("--min-replicas-to-write", type=int, default=0, metavar="N",
                         help="refuse writes unless N replicas are in step (default: 0, never)")  # fmt: skip
     parser.add_argument("--min-replicas-max-lag", type=int, default=10, metavar="SECONDS",
@@ -524,6 +545,8 @@ def configure(options: Any) -> None:
     chapter21.configure(options)
     replica_side.configure(options, fail)
     STREAM.backlog_size = options.repl_backlog_size
+    diskless.SETTINGS.enabled = options.repl_diskless_sync == "yes"
+    diskless.SETTINGS.delay = options.repl_diskless_sync_delay
     MIN_REPLICAS.to_write, MIN_REPLICAS.max_lag = options.min_replicas_to_write, options.min_replicas_max_lag
 
 

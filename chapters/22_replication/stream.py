@@ -64,11 +64,14 @@ class Replica:
     conn: Any
     address: str  # its ip
     listening_port: int = 0  # REPLCONF listening-port
-    state: str = "wait_bgsave_start"  # then wait_bgsave_end, online (Redis's replstate, as INFO prints it)
+    state: str = "wait_bgsave_start"  # then wait_bgsave_end, [wait_ack after a diskless copy,] online
     waiting: bytearray = field(default_factory=bytearray)  # the stream since the fork, until the snapshot is sent
     ack_offset: int = 0  # REPLCONF ACK
     ack_time: float = field(default_factory=time.monotonic)
     psync: bool = True  # PSYNC (a +FULLRESYNC line first) or the old SYNC (the snapshot alone)
+    eof_capable: bool = False  # REPLCONF capa eof: it can take a snapshot of unknown length (diskless)
+    diskless: bool = False  # its snapshot comes through the socket
+    asked_at: float = field(default_factory=time.monotonic)
 
 
 class Stream:
@@ -112,7 +115,7 @@ class Stream:
         for replica in list(self.replicas.values()):
             if replica.state == "online":
                 send(replica.conn, data)
-            elif replica.state == "wait_bgsave_end":
+            elif replica.state in ("wait_bgsave_end", "wait_ack"):
                 replica.waiting += data
 
     def ping(self) -> None:
