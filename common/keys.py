@@ -197,12 +197,19 @@ class KeyCommands:
             out.error(unknown_subcommand_message(args[0], "OBJECT"))
 
     def randomkey(self, args: list[bytes], out: ReplyBuffer) -> None:
+        hidden_tries = 100  # a replica hides expired keys but keeps them: if all are, one is returned, as Redis
         while (entry := self.db.keyspace.random_node(random)) is not None:
             deadline = self.db.deadline_of(entry.key)
             if deadline is None or deadline > self.db.now_ms():
                 out.bulk(entry.key)
                 return
-            self.db.delete_entry(entry)  # expired: gone now, as Redis does, and try again
+            if self.db.expired_key_rule() == "delete":
+                self.db.delete_entry(entry)  # expired: gone now, as Redis does, and try again
+                continue
+            hidden_tries -= 1
+            if hidden_tries == 0:
+                out.bulk(entry.key)
+                return
         out.null()
 
     def touch(self, args: list[bytes], out: ReplyBuffer) -> None:

@@ -94,6 +94,8 @@ def test_a_replica_refuses_writes_and_never_expires_a_key_itself(server, tmp_pat
                 assert raw.command("GET", "brief") == b"$-1\r\n"
                 assert raw.command("DBSIZE") == b":1\r\n"  # expired, not deleted: the master decides
                 assert raw.command("EXISTS", "brief") == b":0\r\n"
+                assert raw.command("RANDOMKEY") == b"$5\r\nbrief\r\n"  # every key expired: one anyway, not deleted
+                assert raw.command("DBSIZE") == b":1\r\n"
             assert master.get("brief") is None  # the master deletes it now, and sends DEL
             for process in (ours, theirs):
                 with process.redis() as replica:
