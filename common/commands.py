@@ -66,6 +66,19 @@ def parse_count(text: bytes, out: Any) -> int | None:
     return count
 
 
+def parse_timeout_ms(text: bytes, out: Any) -> int | None:
+    """A timeout in milliseconds (CLIENT PAUSE's, WAIT's), or None after
+    replying Redis's error (its getTimeoutFromObjectOrReply, in milliseconds)."""
+    milliseconds = parse_integer(text)
+    if milliseconds is None:
+        write_error(out, "ERR timeout is not an integer or out of range")
+        return None
+    if milliseconds < 0:
+        write_error(out, "ERR timeout is negative")
+        return None
+    return milliseconds
+
+
 def lookup_or_reply(db: Any, key: bytes, value_type: type, out: Any, missing: Callable[[], None]) -> Any:
     """The value of `value_type` at `key`; or None after replying for it:
     `missing()` if there is no key, WRONGTYPE if it holds another type

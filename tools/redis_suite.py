@@ -75,7 +75,7 @@ STOPS_INSIDE_MULTI = (
 )
 STOPS_INSIDE_MULTI_AT_COMMAND = (
     "with the replication stream there to attach to (chapter 22), it gets as far as MULTI, then stops at a command "
-    "this project does not have (SCRIPT, EVAL; REPLICAOF until the replica's side), leaving the shared client "
+    "this project does not have (SCRIPT, EVAL), leaving the shared client "
     "queueing: every following test would get QUEUED"
 )
 BLOCKED_THEN_SORT = (
@@ -97,7 +97,6 @@ SKIPPED = [
         "BLMPOP_LEFT when result key is created by SORT..STORE",
     )),
     *((22, 99, test, STOPS_INSIDE_MULTI_AT_COMMAND) for test in (
-        "MULTI / EXEC with REPLICAOF",
         "MULTI propagation of SCRIPT LOAD",
         "MULTI propagation of EVAL",
         "MULTI propagation of SCRIPT FLUSH",

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.chapters import load_chapter
-from common.commands import CommandSpec
-from common.resp import parse_integer
+from common.commands import CommandSpec, parse_timeout_ms
 from common.resp3 import ReplyBuffer
 
 chapter20 = load_chapter(20)
@@ -55,12 +54,8 @@ def client_pause(args: list[bytes], out: ReplyBuffer) -> None:
             out.error("ERR CLIENT PAUSE mode must be WRITE or ALL")
             return
         writes_only = mode == b"write"
-    milliseconds = parse_integer(args[0])
+    milliseconds = parse_timeout_ms(args[0], out)
     if milliseconds is None:
-        out.error("ERR timeout is not an integer or out of range")
-        return
-    if milliseconds < 0:
-        out.error("ERR timeout is negative")
         return
     # The new mode replaces the one under way; the later end stands (Redis's pauseClients).
     pause.until = max(time.monotonic() + milliseconds / 1000, pause.until)

@@ -602,10 +602,14 @@ def refuse_writes(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyB
 def refuse_stale(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
     """A check (chapter 14's checks): with replica-serve-stale-data no, a
     replica whose link is down runs only the commands flagged stale."""
-    if LINK is not None and not SETTINGS.serve_stale_data and LINK.state != "connected" and "stale" not in spec.flags:
-        out.error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")
-        return True
-    return False
+    if LINK is None or SETTINGS.serve_stale_data or LINK.state == "connected":
+        return False
+    if "stale" in spec.flags:
+        transaction = chapter18.transactions.get(chapter14.current_client) if name == b"exec" else None
+        if transaction is None or all("stale" in queued[1].flags for queued in transaction.queued):
+            return False  # an EXEC is refused if a command it queued would be
+    out.error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")
+    return True
 
 
 ROLE_STATES = {"connect": "connect", "connecting": "connecting", "handshake": "handshake", "sync": "sync",

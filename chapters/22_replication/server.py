@@ -50,7 +50,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.chapters import load_chapter, load_chapter_module  # noqa: E402
-from common.commands import CommandSpec  # noqa: E402
+from common.commands import CommandSpec, parse_timeout_ms  # noqa: E402
 from common.config import memory_argument  # noqa: E402
 from common.net import fail, log  # noqa: E402
 from common.resp import encode_command, parse_integer  # noqa: E402
@@ -299,15 +299,12 @@ def wait(args: list[bytes], out: ReplyBuffer) -> None:
                   "is configured to be writable (which is not the default) writes to replicas are just local and are "
                   "not propagated.")  # fmt: skip
         return
-    wanted, timeout_ms = parse_integer(args[0]), parse_integer(args[1])
+    wanted = parse_integer(args[0])
     if wanted is None:
         out.error("ERR value is not an integer or out of range")
         return
+    timeout_ms = parse_timeout_ms(args[1], out)
     if timeout_ms is None:
-        out.error("ERR timeout is not an integer or out of range")
-        return
-    if timeout_ms < 0:
-        out.error("ERR timeout is negative")
         return
     conn = chapter14.current_client
     offset = written_up_to.get(conn, 0)
