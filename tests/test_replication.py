@@ -185,8 +185,11 @@ def test_role_replconf_and_info_replication_as_redis(server, tmp_path):
                 assert client.command("REPLCONF", "listening-port") == b"-ERR syntax error\r\n"
                 assert client.command("REPLCONF", "nope", "1") == b"-ERR Unrecognized REPLCONF option: nope\r\n"
                 assert client.command("REPLCONF", "listening-port", "7000", "capa", "eof") == b"+OK\r\n"
+                assert client.command("REPLCONF", "ip-address", "x" * 300) == \
+                    b"-ERR REPLCONF ip-address provided by replica instance is too long: 300 bytes\r\n"  # fmt: skip
         with server.redis() as ours:
-            replica_process = real_redis_on(tmp_path, "--replicaof", "127.0.0.1", str(server.port))
+            replica_process = real_redis_on(tmp_path, "--replicaof", "127.0.0.1", str(server.port),
+                                            "--replica-announce-ip", "10.9.8.7")  # fmt: skip
             try:
                 with replica_process.redis() as replica:
                     ours.set("x", 1)
@@ -195,7 +198,7 @@ def test_role_replconf_and_info_replication_as_redis(server, tmp_path):
                                == info(ours, "replication")["master_repl_offset"], what="the replica's ACK")
                     role = ours.execute_command("ROLE")
                     assert role[0] == b"master" and role[1] == info(ours, "replication")["master_repl_offset"]
-                    assert role[2] == [[b"127.0.0.1", str(replica_process.port).encode(), str(role[1]).encode()]]
+                    assert role[2] == [[b"10.9.8.7", str(replica_process.port).encode(), str(role[1]).encode()]]
                     fields = info(ours, "replication")
                     assert fields["connected_slaves"] == 1 and fields["repl_backlog_active"] == 1
                     assert fields["master_replid"] == info(replica, "replication")["master_replid"]
@@ -314,3 +317,31 @@ def test_a_full_copy_through_the_disk_or_straight_to_the_sockets(server, tmp_pat
         finally:
             ours.config_set("repl-diskless-sync", "yes")
             ours.config_set("repl-diskless-sync-delay", 0)
+
+
+def test_a_snapshot_bigger_than_the_replica_output_limit_still_arrives(server, tmp_path):
+    """client-output-buffer-limit's replica class limits the stream queued
+    for a replica, not its snapshot (Redis sends that apart): a 3 MB copy
+    reaches a replica whose class is limited to 1 MB, either way."""
+    with server.redis() as ours:
+        ours.flushall()
+        limits = ours.config_get("client-output-buffer-limit")["client-output-buffer-limit"]
+        pipe = ours.pipeline(transaction=False)
+        for n in range(3000):
+            pipe.set(f"big:{n}", bytes([n % 251]) * 1000)
+        pipe.execute()
+        try:
+            ours.config_set("client-output-buffer-limit", "replica 1mb 512kb 10")
+            for diskless in ("no", "yes"):
+                ours.config_set("repl-diskless-sync", diskless)
+                (tmp_path / diskless).mkdir()
+                replica_process = real_redis_on(tmp_path / diskless, "--replicaof", "127.0.0.1", str(server.port))
+                try:
+                    with replica_process.redis() as replica:
+                        wait_until(lambda: in_step(ours, replica), what=f"the copy (diskless {diskless})")
+                        assert replica.dbsize() == 3000
+                finally:
+                    replica_process.stop()
+        finally:
+            ours.config_set("client-output-buffer-limit", limits)
+            ours.config_set("repl-diskless-sync", "yes")

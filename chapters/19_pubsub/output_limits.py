@@ -64,11 +64,13 @@ def limited(client_class: str) -> bool:
     return limit is not None and bool(limit.hard or limit.soft)
 
 
-def enforce(conn: Any, client_class: str) -> None:
-    """Close `conn` if its unsent output is past its class's limit."""
+def enforce(conn: Any, client_class: str, counted: int | None = None) -> None:
+    """Close `conn` if its unsent output is past its class's limit. Only
+    `counted` bytes of it count, if given (a replica's snapshot does not:
+    it is not output that grows with the clients' writes)."""
     global disconnections
     limit = limits[client_class]
-    size = len(conn.outgoing)
+    size = len(conn.outgoing) if counted is None else counted
     over_hard = limit.hard and size >= limit.hard
     over_soft = False
     if limit.soft and size >= limit.soft:

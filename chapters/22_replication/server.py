@@ -65,6 +65,7 @@ snapshots, append_only = chapter16.snapshots, chapter16.append_only
 COMMANDS = chapter14.COMMANDS
 
 DEFAULT_PING_PERIOD = 10  # repl-ping-replica-period, seconds
+NET_HOST_STR_LEN = 256  # Redis's bound on a host name (REPLCONF ip-address)
 stream = load_chapter_module(22, "stream")  # the history of writes, shared by both sides
 replica_side = load_chapter_module(22, "replica")  # following a master: REPLICAOF, the link, the master client
 diskless = load_chapter_module(22, "diskless")  # a full copy straight to the sockets
@@ -120,7 +121,8 @@ def continue_from(conn: Any, replid: str, offset: int, out: ReplyBuffer) -> bool
 
 def add_replica(conn: Any) -> Replica:
     client = chapter21.clients.get(conn)
-    replica = Replica(conn, client.address.rsplit(":", 1)[0] if client else "?")
+    address = announced_ips.pop(conn, None) or (client.address.rsplit(":", 1)[0] if client else "?")
+    replica = Replica(conn, address)
     replica.listening_port = announced_ports.pop(conn, 0)
     STREAM.replicas[conn] = replica
     STREAM.create_backlog()
@@ -161,6 +163,7 @@ def start_sync_save(waiting: list[Replica], fork: Any) -> None:
     STREAM.selected_db = -1  # the stream after the snapshot starts with SELECT
     for replica in waiting:
         replica.state = "wait_bgsave_end"
+        replica.since_snapshot = 0  # what comes through send() from now on is stream; the snapshot comes apart
         if replica.psync:
             send(replica.conn, b"+FULLRESYNC %s %d\r\n" % (STREAM.replid.encode(), STREAM.offset))
 
@@ -195,6 +198,7 @@ def replica_closed(conn: Any) -> None:
     """chapter 14's close_tasks: a replica gone."""
     announced_ports.pop(conn, None)
     announced_eof.discard(conn)
+    announced_ips.pop(conn, None)
     if STREAM.replicas.pop(conn, None) is not None:
         log.info("a replica disconnected")
 
@@ -203,6 +207,7 @@ def replica_closed(conn: Any) -> None:
 
 announced_ports: dict[Any, int] = {}  # REPLCONF listening-port, before its PSYNC
 announced_eof: set[Any] = set()  # REPLCONF capa eof: the snapshot may come diskless
+announced_ips: dict[Any, str] = {}  # REPLCONF ip-address: where others should reach it (replica-announce-ip)
 
 
 def replconf(args: list[bytes], out: ReplyBuffer) -> None:
@@ -234,7 +239,12 @@ def replconf(args: list[bytes], out: ReplyBuffer) -> None:
         elif option == b"capa":
             if value.lower() == b"eof":
                 announced_eof.add(conn)
-        elif option not in (b"ip-address", b"rdb-only", b"rdb-filter-only"):
+        elif option == b"ip-address":
+            if len(value) >= NET_HOST_STR_LEN:
+                out.error(f"ERR REPLCONF ip-address provided by replica instance is too long: {len(value)} bytes")
+                return
+            announced_ips[conn] = value.decode(errors="replace")
+        elif option not in (b"rdb-only", b"rdb-filter-only"):
             out.error(f"ERR Unrecognized REPLCONF option: {option.decode(errors='replace')}")
             return
     out.simple("OK")

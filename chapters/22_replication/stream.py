@@ -19,6 +19,7 @@ its master's and passes the very same bytes on to its own replicas
 from __future__ import annotations
 
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,9 @@ class Replica:
     psync: bool = True  # PSYNC (a +FULLRESYNC line first) or the old SYNC (the snapshot alone)
     eof_capable: bool = False  # REPLCONF capa eof: it can take a snapshot of unknown length (diskless)
     diskless: bool = False  # its snapshot comes through the socket
+    # Bytes of stream queued since its snapshot began: only these count
+    # against the replica class's output limit (a snapshot, however big, does not).
+    since_snapshot: int = sys.maxsize
     asked_at: float = field(default_factory=time.monotonic)
 
 
@@ -167,7 +171,14 @@ STREAM = Stream()
 
 
 def send(conn: Any, data: bytes) -> None:
-    """Queue stream bytes to a replica; past its output limit (replica class), it is disconnected."""
+    """Queue stream bytes to a replica; past its output limit (replica
+    class), it is disconnected. What is left of a snapshot queued before
+    them does not count: the stream bytes are the last ones queued."""
     conn.outgoing += data
     chapter14.clients_pending_write[id(conn)] = conn
-    chapter19.output_limits.enforce(conn, "slave")
+    replica = STREAM.replicas.get(conn)
+    if replica is not None:
+        replica.since_snapshot += len(data)
+        chapter19.output_limits.enforce(conn, "slave", min(len(conn.outgoing), replica.since_snapshot))
+    else:
+        chapter19.output_limits.enforce(conn, "slave")
