@@ -332,3 +332,34 @@ def test_redis_cli_replicaof_and_the_command_line_forms(server, tmp_path):
     finally:
         ours.stop()
         master_process.stop()
+
+
+def test_a_master_that_sends_garbage_costs_the_link_not_the_server(server, tmp_path):
+    """A damaged snapshot, then a reply line that never ends: each time the
+    replica drops the link and tries again; it answers its clients all along."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    replica = replica_of(server, tmp_path / "ours", listener.getsockname()[1])
+    try:
+        for garbage in (b"+FULLRESYNC %s 0\r\n$10\r\nREDIS0010!" % (b"a" * 40), b"+" + b"x" * 200_000):
+            conn, _ = listener.accept()
+            conn.settimeout(10)
+            with conn:
+                buffered = bytearray()
+                assert read_command(conn, buffered) == [b"PING"]
+                conn.sendall(b"+PONG\r\n")
+                for _ in range(2):
+                    read_command(conn, buffered)  # REPLCONF listening-port, REPLCONF capa
+                    conn.sendall(b"+OK\r\n")
+                assert read_command(conn, buffered)[0] == b"PSYNC"
+                conn.sendall(garbage)
+                conn.settimeout(5)
+                try:
+                    assert conn.recv(1024) == b""  # the replica closes the link
+                except ConnectionResetError:
+                    pass
+            with replica.redis() as client:
+                assert client.ping() and info(client, "replication")["master_link_status"] == "down"
+    finally:
+        listener.close()
+        replica.stop()

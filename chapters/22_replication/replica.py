@@ -60,6 +60,7 @@ COMMANDS = chapter14.COMMANDS
 STREAM = load_chapter_module(22, "stream").STREAM
 
 READ_BYTES = 16 * 1024
+MAX_REPLY_LINE = 64 * 1024  # a handshake reply longer than this is not from a master: the link is dropped
 EOF_MARK_LENGTH = 40  # $EOF:<40 random bytes>, as Redis's RDB_EOF_MARK_SIZE
 CONNECT_EVERY = 1.0  # seconds between tries, as Redis's replicationCron
 ACK_EVERY = 1.0
@@ -297,14 +298,14 @@ def capabilities_sent(line: bytes) -> None:
 def psync_reply(line: bytes) -> None:
     assert LINK is not None
     words = line.split()
-    if line.startswith(b"+FULLRESYNC") and len(words) == 3 and parse_integer(words[2]) is not None:
-        LINK.master_replid, LINK.master_offset = words[1].decode(), parse_integer(words[2])
+    if line.startswith(b"+FULLRESYNC") and len(words) == 3 and len(words[1]) == 40 and parse_integer(words[2]) is not None:
+        LINK.master_replid, LINK.master_offset = words[1].decode(errors="replace"), parse_integer(words[2])
         log.info("Full resync from master: %s:%d", LINK.master_replid, LINK.master_offset)
         LINK.state = "sync"
     elif line.startswith(b"+CONTINUE"):
         log.info("Successful partial resynchronization with master.")
-        if len(words) > 1:
-            STREAM.continue_as(words[1].decode())
+        if len(words) > 1 and len(words[1]) == 40:
+            STREAM.continue_as(words[1].decode(errors="replace"))
         attach(bytes(LINK.received))
     elif line.startswith((b"-NOMASTERLINK", b"-LOADING")):  # the master cannot serve yet: the next try
         fail(f"Master is currently unable to PSYNC but should be in the future: {line.decode(errors='replace')}")
@@ -316,6 +317,17 @@ def psync_reply(line: bytes) -> None:
 
 
 def readable(events: int) -> None:
+    """The link is readable, in the handshake or the transfer. A reply or a
+    snapshot we cannot use costs the link, never the server."""
+    try:
+        read_from_master()
+    except Exception:
+        log.exception("internal error on the link to the master; dropping it")
+        if LINK is not None:
+            fail("the link to the master is dropped")
+
+
+def read_from_master() -> None:
     assert LINK is not None and LINK.sock is not None
     try:
         data = LINK.sock.recv(READ_BYTES)
@@ -348,6 +360,8 @@ def readable(events: int) -> None:
         rest = bytes(LINK.received)
         LINK.received.clear()
         receive_snapshot(rest)
+    elif LINK is not None and len(LINK.received) > MAX_REPLY_LINE:
+        fail(f"Bad protocol from MASTER: a reply of more than {MAX_REPLY_LINE} bytes")
 
 
 def start_transfer(header: bytes) -> None:
@@ -421,7 +435,7 @@ def snapshot_received(rest: bytes) -> None:
     try:
         reader = RdbReader(data, verify_checksum=chapter16.settings.rdbchecksum)
         loaded = snapshots.load_rdb_records(reader, "the master's snapshot", keep_expired=True)
-    except RdbError as error:
+    except (RdbError, ValueError, KeyError, OverflowError) as error:  # what a damaged dump can raise while read
         empty_keyspace()
         fail(f"Failed trying to load the MASTER synchronization DB from disk: {error}")
         return
