@@ -65,7 +65,7 @@ FAMILIES = {
                  "zrevrange zquery zpopmin zpopmax zmpop bzpopmin bzpopmax bzmpop zremrangebyrank zremrangebyscore "
                  "zremrangebylex zrangebylex zrevrangebylex zlexcount zunion zinter zdiff zunionstore zinterstore "
                  "zdiffstore zintercard zrangestore zrandmember zscan",
-    "connection": "ping echo hello auth command quit reset select",
+    "connection": "ping echo hello auth command quit reset select wait",
     "transaction": "multi exec discard watch unwatch",
     "admin": "lastsave role",
     "dangerous": "keys flushdb flushall monitor info save bgsave bgrewriteaof shutdown lastsave debug role",
