@@ -626,10 +626,6 @@ def refuse_stale(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBu
     return True
 
 
-ROLE_STATES = {"connect": "connect", "connecting": "connecting", "handshake": "handshake", "sync": "sync",
-               "connected": "connected"}  # fmt: skip
-
-
 def role(out: ReplyBuffer) -> None:
     """ROLE on a replica: slave, its master, the link's state, the offset applied (-1 while not connected)."""
     assert LINK is not None
@@ -637,7 +633,7 @@ def role(out: ReplyBuffer) -> None:
     out.bulk(b"slave")
     out.bulk(LINK.host.encode())
     out.integer(LINK.port)
-    out.bulk(ROLE_STATES[LINK.state].encode())
+    out.bulk(LINK.state.encode())  # the states are named as ROLE names them
     out.integer(STREAM.offset if LINK.conn is not None else -1)
 
 

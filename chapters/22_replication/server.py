@@ -1,35 +1,30 @@
-"""Chapter 22 (beyond the book): replication, the master's side.
+"""Chapter 22 (beyond the book): replication, and failover by Redis Sentinel.
 
 One server is one machine and one point of failure. Redis's answer,
 before Cluster, is replication: replicas that copy a master and then stay
 in step, so that one can take over (chosen by Redis Sentinel) when the
 master dies. A replica is an ordinary client that says PSYNC; from then
 on the master streams to it every write it propagates, as the AOF sees it.
+This chapter builds both sides, so that either can be real Redis:
 
-* The replication stream (`Stream`): every unit of writes chapter 16
-  forms for the AOF (relative times made absolute, a blocked client's
-  pop as the pop it was), SELECT 0 first, is appended to a backlog of
-  the last `repl-backlog-size` bytes and sent to every online replica.
-  Its length so far is the master's replication offset; a 40-hex
-  replication id names this history.
-* A full resynchronisation (`+FULLRESYNC <replid> <offset>`): a
-  background save (chapter 16's fork), the snapshot sent as one bulk, then
-  the writes made since the fork, which waited in the replica's buffer.
-* A partial one (`+CONTINUE <replid>`): a replica that lost its link
-  asks for the stream from its offset; if the backlog still holds it, it
-  gets only what it missed.
-* REPLCONF (the replica's port and capabilities, and its ACK of the
-  offset it has applied, every second), ROLE, INFO replication with
-  Redis's fields, a PING in the stream every `repl-ping-replica-period`
-  seconds, and a key that expires propagated as DEL: a replica never
-  expires a key on its own.
-* min-replicas-to-write: writes refused (-NOREPLICAS) unless enough
-  replicas acknowledged within min-replicas-max-lag seconds.
+* stream.py: the history of writes both sides share (its offset, its
+  replication ids, the backlog, the replicas fed from it).
+* This file, the master's side: PSYNC answered with +CONTINUE (the
+  backlog still holds what the replica missed) or +FULLRESYNC and a
+  snapshot from a forked child (through dump.rdb, or diskless.py: straight
+  to the sockets), then the writes made since the fork; REPLCONF (the
+  replica's port, address, capabilities, and its ACK every second); WAIT;
+  min-replicas-to-write; a PING in the stream every
+  repl-ping-replica-period seconds; expired keys propagated as DEL; ROLE
+  and INFO replication.
+* replica.py, the replica's side: REPLICAOF, the link to the master, the
+  master client that applies the stream without replying.
 
 Everything else is chapter 21's server, imported unchanged; this chapter
-registers into its seams: chapter 16's unit listeners and the end of a
-background save, chapter 14's keyspace events and timers, chapter 19's
-client classes (a replica's output limit), chapter 21's client flags.
+registers into its seams: chapter 16's unit listeners, children and the
+end of a background save, chapter 14's commands processed, sockets
+watched, expiry rules, keyspace events and timers, chapter 19's client
+classes (a replica's output limit), chapter 21's client flags.
 
     make run-chapter 22
     redis-server --port 6380 --replicaof 127.0.0.1 6379    # a real Redis copies ours
