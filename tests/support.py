@@ -451,7 +451,7 @@ def require_tool(name: str) -> str:
     """The path of an installed program; skipped if missing, but failed in CI."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (Debian: apt-get install redis-server redis-tools netcat-openbsd strace)"
+        message = f"{name} is not installed (Debian: apt-get install redis-server redis-tools redis-sentinel netcat-openbsd strace)"
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
