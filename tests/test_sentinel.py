@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from common.chapters import load_chapter_module
-from tests.support import ServerProcess
+from tests.support import ServerProcess, real_redis_on
 
 pytestmark = [pytest.mark.since(22), pytest.mark.readme("Failover by Redis Sentinel")]
 
@@ -31,3 +31,21 @@ def test_sentinel_promotes_a_replica_and_no_acknowledged_write_is_lost(server, t
     assert result.lost == 0
     assert result.acknowledged >= failover.WRITES_BEFORE_KILL + failover.WRITES_AFTER_FAILOVER
     assert result.failover_seconds < failover.TIMEOUT
+
+
+def test_what_sentinel_sends_is_answered_as_redis_answers(server, tmp_path):
+    """The commands Sentinel sends that no earlier chapter has, in the
+    state Sentinel finds: inside MULTI as its failover sends them, CONFIG
+    REWRITE without a config file, SCRIPT KILL with no script running."""
+    reference = real_redis_on(tmp_path)
+    try:
+        with server.connect() as ours, reference.connect() as theirs:
+            for client in (ours, theirs):
+                client.command("CLIENT", "SETNAME", "sentinel-test")
+            for command in [("CONFIG", "REWRITE"), ("SCRIPT", "KILL"), ("SCRIPT", "KILL", "x"), ("SCRIPT", "NOPE"),
+                            ("CLIENT", "KILL", "TYPE", "pubsub"), ("ROLE",),
+                            ("MULTI",), ("SLAVEOF", "NO", "ONE"), ("CONFIG", "REWRITE"),
+                            ("CLIENT", "KILL", "TYPE", "normal"), ("EXEC",)]:  # fmt: skip
+                assert ours.command(*command) == theirs.command(*command), command
+    finally:
+        reference.stop()

@@ -90,6 +90,7 @@ SUBCOMMAND_CATEGORIES: dict[str, set[str]] = {
     **{f"pubsub|{sub}": {"slow", "pubsub"} for sub in "channels numpat numsub shardchannels shardnumsub".split()},
     "pubsub|help": {"slow"},
     **{f"slowlog|{sub}": _OPERATOR for sub in "get len reset".split()}, "slowlog|help": {"slow"},
+    "script|kill": {"slow", "scripting"}, "script|help": {"slow", "scripting"},
 }  # fmt: skip
 
 
@@ -303,7 +304,7 @@ def add_command_rule(user: User, rule: bytes, commands: dict[bytes, CommandSpec]
 # --- the check before every command ----------------------------------------------------------
 
 
-CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl"}
+CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl", b"script"}
 MAX_DECISIONS = 1024  # a user's remembered verdicts (subcommand names come from clients: bounded)
 
 

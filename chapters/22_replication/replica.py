@@ -298,7 +298,8 @@ def capabilities_sent(line: bytes) -> None:
 def psync_reply(line: bytes) -> None:
     assert LINK is not None
     words = line.split()
-    if line.startswith(b"+FULLRESYNC") and len(words) == 3 and len(words[1]) == 40 and parse_integer(words[2]) is not None:
+    full = line.startswith(b"+FULLRESYNC") and len(words) == 3 and len(words[1]) == 40
+    if full and parse_integer(words[2]) is not None:
         LINK.master_replid, LINK.master_offset = words[1].decode(errors="replace"), parse_integer(words[2])
         log.info("Full resync from master: %s:%d", LINK.master_replid, LINK.master_offset)
         LINK.state = "sync"
@@ -383,7 +384,8 @@ def start_transfer(header: bytes) -> None:
         fail(f"Opening the temp file needed for MASTER <-> REPLICA synchronization: {error}")
         return
     LINK.transfer = Transfer(path, file, None if is_eof else size, eof_mark=header[5:] if is_eof else b"")
-    log.info("MASTER <-> REPLICA sync: receiving %s", "streamed RDB from master with EOF" if is_eof else f"{size} bytes from master to disk")
+    log.info("MASTER <-> REPLICA sync: receiving %s",
+             "streamed RDB from master with EOF" if is_eof else f"{size} bytes from master to disk")  # fmt: skip
     if size == 0:
         snapshot_received(b"")
 
@@ -702,9 +704,9 @@ def wire(config: Any) -> None:
     COMMANDS.checks.append(refuse_stale)
     chapter21.more_client_flags.append(master_flag)
     chapter21.chapter19.other_client_classes.append(master_class)
-    for name, alias in (("replica-read-only", "slave-read-only"), ("replica-serve-stale-data", "slave-serve-stale-data")):
-        attribute = "read_only" if name == "replica-read-only" else "serve_stale_data"
-        for config_name in (name, alias):
+    for attribute, names in (("read_only", ("replica-read-only", "slave-read-only")),
+                             ("serve_stale_data", ("replica-serve-stale-data", "slave-serve-stale-data"))):
+        for config_name in names:
             add_boolean(config_name, lambda attribute=attribute: getattr(SETTINGS, attribute),
                         lambda value, attribute=attribute: setattr(SETTINGS, attribute, value))  # fmt: skip
     add_boolean("replica-announced", lambda: SETTINGS.announced, lambda value: setattr(SETTINGS, "announced", value))

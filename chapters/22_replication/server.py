@@ -45,7 +45,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.chapters import load_chapter, load_chapter_module  # noqa: E402
-from common.commands import CommandSpec, parse_timeout_ms  # noqa: E402
+from common.commands import (  # noqa: E402
+    CommandSpec,
+    parse_timeout_ms,
+    unknown_subcommand_message,
+    write_help,
+    wrong_arity_message,
+)
 from common.config import memory_argument  # noqa: E402
 from common.net import fail, log  # noqa: E402
 from common.resp import encode_command, parse_integer  # noqa: E402
@@ -270,7 +276,9 @@ MIN_REPLICAS = MinReplicas()
 
 def refuse_without_replicas(name: bytes, spec: CommandSpec, args: list[bytes], out: ReplyBuffer) -> bool:
     """A write check (chapter 14's write_checks), as Redis's processCommand: too few good replicas, -NOREPLICAS."""
-    if MIN_REPLICAS.enabled() and not replica_side.is_replica() and MIN_REPLICAS.good_replicas() < MIN_REPLICAS.to_write:
+    if replica_side.is_replica() or not MIN_REPLICAS.enabled():
+        return False
+    if MIN_REPLICAS.good_replicas() < MIN_REPLICAS.to_write:
         out.error("NOREPLICAS Not enough good replicas to write.")
         return True
     return False
@@ -368,6 +376,27 @@ def next_wait_timeout_ms() -> int | None:
 def forget_writer(conn: Any) -> None:
     """chapter 14's close_tasks."""
     written_up_to.pop(conn, None)
+
+
+# --- SCRIPT KILL --------------------------------------------------------------------------------
+
+SCRIPT_HELP = ["KILL", "    Kill the currently executing Lua script.", "HELP", "    Print this help."]
+
+
+def script(args: list[bytes], out: ReplyBuffer) -> None:
+    """SCRIPT KILL | HELP. Sentinel sends SCRIPT KILL to a master that
+    answered -BUSY (a script running too long). Scripting is not part of
+    this project: no script ever runs, and KILL answers as Redis does when
+    none is running. The other subcommands (LOAD, EXISTS, FLUSH) are not here."""
+    subcommand = args[0].lower()
+    if subcommand not in (b"kill", b"help"):
+        out.error(unknown_subcommand_message(args[0], "SCRIPT"))
+    elif len(args) != 1:
+        out.error(wrong_arity_message(b"script|" + subcommand))
+    elif subcommand == b"kill":
+        out.error("NOTBUSY No scripts in execution right now.")
+    else:
+        write_help(out, "SCRIPT", SCRIPT_HELP)
 
 
 # --- ROLE and INFO -----------------------------------------------------------------------------
@@ -478,6 +507,8 @@ server | 2.8.12 | O(1) | This server's role in replication, and its replicas | R
 server | 5.0.0 | O(1) | Makes this server a replica of another, or a master again | REPLICAOF host port
 server | 1.0.0 | O(1) | Makes this server a replica of another, or a master again (the old name of REPLICAOF) | SLAVEOF host port
 generic | 3.0.0 | O(1) | Blocks until the writes of this client are acknowledged by that many replicas | WAIT numreplicas timeout
+scripting | 2.6.0 | O(1) | Kill the script currently in execution (none ever runs here) | SCRIPT KILL
+scripting | 5.0.0 | O(1) | Show helpful text about the different subcommands | SCRIPT HELP
 """
 
 
@@ -493,6 +524,7 @@ def add_commands() -> None:
         b"replicaof": CommandSpec(replica_side.replicaof, 3, ("admin", "noscript", "stale", "no_async_loading")),
         b"slaveof": CommandSpec(replica_side.replicaof, 3, ("admin", "noscript", "stale", "no_async_loading")),
         b"wait": CommandSpec(wait, 3, ("noscript",)),
+        b"script": CommandSpec(script, -2, ("noscript", "allow_busy")),
     })  # fmt: skip
     append_only.unit_listeners.append(STREAM)
     snapshots.after_bgsave.append(snapshot_saved)
@@ -534,7 +566,8 @@ def add_options(parser: Any) -> None:
     parser.add_argument("--repl-backlog-size", type=memory_argument, default=stream.DEFAULT_BACKLOG_SIZE, metavar="BYTES",
                         help="how much of the stream a replica may miss and still resume (default: 1 MB)")  # fmt: skip
     parser.add_argument("--repl-diskless-sync", choices=["yes", "no"], default="yes",
-                        help="send a full copy straight from the child to the replicas, not through dump.rdb (default: yes)")
+                        help="send a full copy from the child straight to the replicas, not through dump.rdb "
+                             "(default: yes)")  # fmt: skip
     parser.add_argument("--repl-diskless-sync-delay", type=int, default=5, metavar="SECONDS",
                         help="wait this long for more replicas to share a diskless copy (default: 5)")
     parser.add_argument("--min-replicas-to-write", type=int, default=0, metavar="N",
