@@ -363,3 +363,22 @@ def test_a_master_that_sends_garbage_costs_the_link_not_the_server(server, tmp_p
     finally:
         listener.close()
         replica.stop()
+
+
+def test_the_idle_timeout_spares_a_replica_and_its_master(server, tmp_path):
+    """timeout 1 on both sides, and a stream with nothing in it for 3 s:
+    the link stays up, as Redis never times out a replica or its master."""
+    master = launch(server, tmp_path, "--save", "", "--repl-diskless-sync-delay", "0", "--idle-timeout", "1")
+    replica = replica_of(server, tmp_path / "replica", master.port, "--idle-timeout", "1")
+    try:
+        with master.redis() as ours_master, replica.redis() as ours_replica:
+            wait_until(lambda: in_step(ours_master, ours_replica), what="the copy")
+            before = info(ours_master, "stats")["sync_partial_ok"], info(ours_master, "stats")["sync_full"]
+            time.sleep(3)
+            assert info(ours_replica, "replication")["master_link_status"] == "up"
+            assert (info(ours_master, "stats")["sync_partial_ok"], info(ours_master, "stats")["sync_full"]) == before
+            ours_master.set("still", "linked")
+            wait_until(lambda: ours_replica.get("still") == b"linked", what="the write")
+    finally:
+        replica.stop()
+        master.stop()

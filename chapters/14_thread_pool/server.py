@@ -564,6 +564,9 @@ class Connection(DListNode):
 # Every connection, least recently active first.
 idle_connections = DList()
 idle_timeout = DEFAULT_IDLE_TIMEOUT
+# Connections the idle timeout must not close, as Redis spares a replica
+# and its master: a server built on this one registers how to tell them.
+idle_exemptions: list[Callable[[Connection], bool]] = []
 
 
 def touch(conn: Connection) -> None:
@@ -598,6 +601,9 @@ def close_idle_connections(poller: Poller, clients: dict[int, Connection]) -> No
         return
     now = time.monotonic()
     while (oldest := idle_connections.front()) is not None and oldest.last_active + idle_timeout <= now:
+        if idle_exemptions and any(exempt(oldest) for exempt in idle_exemptions):
+            touch(oldest)  # never closed for idleness: its timer starts again
+            continue
         log.debug("closing a connection idle for %.1fs", now - oldest.last_active)
         abandon(oldest)
         close_client(oldest, poller, clients)

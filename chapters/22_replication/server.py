@@ -540,6 +540,7 @@ def add_commands() -> None:
     tasks.insert(tasks.index(chapter17.serve_woken), serve_waiting)
     replica_side.waiting_clients = lambda: [blocked.conn for blocked in waiting]
     replica_side.wire(chapter14.ADMIN.config)
+    chapter14.idle_exemptions.append(lambda conn: conn in STREAM.replicas or replica_side.is_master_client(conn))
     chapter19.other_client_classes.append(lambda conn: "slave" if conn in STREAM.replicas else None)
     chapter21.more_client_flags.append(lambda conn: "S" if conn in STREAM.replicas else "")
     admin = chapter14.ADMIN
