@@ -13,7 +13,7 @@
 #   make demo-chapter 8           run chapter 08's demo or measurement (ARGS=... for its options)
 #   make bench [CHAPTERS=14]      requests per second, RSS per key: chapters against Redis and a Python ceiling
 #   make redis-suite 14           Redis's own test suite against chapter 14
-#                                 (REDIS_TESTS=dir for another copy; needs tcl)
+#                                 (REDIS_TESTS=dir for another copy, FILES='unit/multi' for some; needs tcl)
 #
 # The first use creates .venv with the clients and test tools; nothing else
 # to install by hand (real Redis, for the differential tests and benchmarks,
@@ -83,7 +83,7 @@ bench: $(VENV)/.installed
 	$(PY) tools/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
 redis-suite: check-chapter $(VENV)/.installed
-	$(PY) tools/redis_suite.py $(CHAPTER) $(if $(REDIS_TESTS),--redis-tests "$(REDIS_TESTS)")
+	$(PY) tools/redis_suite.py $(CHAPTER) $(if $(REDIS_TESTS),--redis-tests "$(REDIS_TESTS)") $(if $(FILES),--files $(FILES))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
