@@ -12,6 +12,7 @@
 #   make diff-chapter 7           what chapter 07 changed since chapter 06
 #   make demo-chapter 8           run chapter 08's demo or measurement (ARGS=... for its options)
 #   make bench [CHAPTERS=14]      requests per second, RSS per key: chapters against Redis and a Python ceiling
+#                                 (PEERS='name@port=command' adds another server, pydis for one)
 #   make redis-suite 14           Redis's own test suite against chapter 14
 #                                 (REDIS_TESTS=dir for another copy, FILES='unit/multi' for some; needs tcl)
 #
@@ -80,7 +81,7 @@ start: $(VENV)/.installed
 	@$(PY) tools/start.py "$(DIR)"
 
 bench: $(VENV)/.installed
-	$(PY) tools/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS))
+	$(PY) tools/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(PEERS),--peers "$(PEERS)")
 
 redis-suite: check-chapter $(VENV)/.installed
 	$(PY) tools/redis_suite.py $(CHAPTER) $(if $(REDIS_TESTS),--redis-tests "$(REDIS_TESTS)") $(if $(FILES),--files $(FILES))

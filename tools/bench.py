@@ -27,6 +27,14 @@ memory_bench.py), in two more tables.
     make bench                      # every chapter from 04
     make bench CHAPTERS=14          # one chapter (and the two yardsticks)
     .venv/bin/python tools/bench.py --chapters 7-9 --requests 50000
+
+Any other RESP server can join the run as one more row, a peer measured
+the same way (PEERS='name=command with {port}', or name@port=command for
+a server that listens on a port of its own; several separated by ";"),
+e.g. boramalper/pydis (uvloop and hiredis, both C, under ~250 lines of
+Python), which listens on 7878:
+
+    make bench CHAPTERS=22 PEERS='pydis@7878=/path/to/venv/bin/python /path/to/pydis/pydis/__main__.py'
 """
 
 from __future__ import annotations
@@ -66,12 +74,13 @@ CEILING, REDIS = "ceiling (tools/)", "real Redis"
 @dataclass
 class Target:
     name: str
-    command: list[str]
+    command: list[str] | str  # a string: a peer's command line, {port} filled in
     kv: bool = True
     clients: int = CLIENTS
     rps: dict[tuple[str, int], float] = field(default_factory=dict)  # (test, pipeline) -> requests/s
     latency: dict[str, float] = field(default_factory=dict)  # GET -P 16: p50, p99, max in ms
     rss_per_million: float | None = None  # bytes
+    port: int | None = None  # a peer that listens on a port of its own
     types: bool = False  # has lists, hashes and sets
     type_rps: dict[tuple[str, int], float] = field(default_factory=dict)  # (test, pipeline) -> requests/s
     type_rss: dict[str, float] = field(default_factory=dict)  # load -> bytes per million elements
@@ -140,6 +149,25 @@ def measure_memory(target: Target, server: ServerProcess, keys: int) -> None:
     target.rss_per_million = (server.memory() - before) / keys * 1_000_000
 
 
+def parse_peers(text: str) -> list[Target]:
+    """--peers: NAME=COMMAND or NAME@PORT=COMMAND, separated by ';'."""
+    peers = []
+    for entry in filter(None, (part.strip() for part in text.split(";"))):
+        name, equals, command = entry.partition("=")
+        name, _, port = name.partition("@")
+        if not equals or not command.strip() or (port and not port.isdigit()):
+            sys.exit(f"--peers: {entry!r} is not NAME=COMMAND or NAME@PORT=COMMAND")
+        peers.append(Target(name.strip(), command.strip(), port=int(port) if port else None))
+    return peers
+
+
+def start(target: Target) -> ServerProcess:
+    # A peer (its command a string) may print what it likes: pydis prints a
+    # traceback for each command it lacks (redis-benchmark's CONFIG GET).
+    return ServerProcess(target.command, own_server=False, port=target.port,
+                         tracebacks_allowed=isinstance(target.command, str))  # fmt: skip
+
+
 def ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}" if value and base else "-"
 
@@ -152,6 +180,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="requests per test at -P 1 (x16 at -P 16)")
     parser.add_argument("--keys", type=int, default=1_000_000, help="keys SET before measuring RSS (0: skip)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every test; the best counts (default: 3)")
+    parser.add_argument("--peers", default="", help="other servers, NAME=COMMAND ({port} in it) or "
+                        "NAME@PORT=COMMAND, separated by ';'")  # fmt: skip
     options = parser.parse_args()
     for tool in ("redis-benchmark", "redis-server"):
         if shutil.which(tool) is None:
@@ -166,11 +196,12 @@ def main() -> None:
         command = server_command(path) + (["--save", ""] if number >= FIRST_PERSISTENT_CHAPTER else [])
         targets.append(Target(name, command, number >= FIRST_KV_CHAPTER, 1 if one_client else CLIENTS,
                               types=number >= FIRST_TYPES_CHAPTER))  # fmt: skip
+    targets += parse_peers(options.peers)
     targets.append(Target(REDIS, ["redis-server", "--save", "", "--appendonly", "no"], types=True))
     with_types = [target for target in targets if target.types] if any(t.types for t in targets[1:-1]) else []
 
     console = wide_console(150)
-    servers = {target.name: ServerProcess(target.command, own_server=False) for target in targets}
+    servers = {target.name: start(target) for target in targets}
     try:
         for number in range(1, options.rounds + 1):
             for target in targets:
@@ -186,7 +217,7 @@ def main() -> None:
         for target in targets:
             if target.kv and options.keys:
                 console.print(f"[dim]memory: {target.name} ...[/dim]")
-                servers[target.name] = ServerProcess(target.command, own_server=False)
+                servers[target.name] = start(target)
                 measure_memory(target, servers[target.name], options.keys)
                 servers.pop(target.name).stop()
         if with_types and options.keys:  # a million list elements, hash fields, set members (chapter 20's loads)
