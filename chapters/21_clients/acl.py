@@ -304,7 +304,8 @@ def add_command_rule(user: User, rule: bytes, commands: dict[bytes, CommandSpec]
 # --- the check before every command ----------------------------------------------------------
 
 
-CONTAINERS = {b"client", b"config", b"command", b"object", b"memory", b"pubsub", b"slowlog", b"acl", b"script"}
+# The commands this server has subcommands for: those SUBCOMMAND_CATEGORIES names.
+CONTAINERS = {full.partition("|")[0].encode() for full in SUBCOMMAND_CATEGORIES}
 MAX_DECISIONS = 1024  # a user's remembered verdicts (subcommand names come from clients: bounded)
 
 
