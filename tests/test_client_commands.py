@@ -395,3 +395,21 @@ def test_command_docs_cover_every_command_with_redis_since_and_group(server, rea
             b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL"]
         assert ours.command("HELLO", "3").startswith(b"%")
         assert ours.command("COMMAND", "DOCS", "GET").startswith(b"%1\r\n$3\r\nget\r\n%5\r\n")
+
+
+@pytest.mark.readme("MONITOR and SLOWLOG")
+def test_the_idle_timeout_spares_a_monitor(server):
+    """timeout 1: a MONITOR client silent for 2.5 s is not idle (as Redis): it sees the next command."""
+    with server.connect() as monitor:
+        with server.connect() as admin:
+            previous = admin.command("CONFIG", "GET", "timeout").split(b"\r\n")[-2]
+            assert admin.command("CONFIG", "SET", "timeout", "1") == b"+OK\r\n"
+        try:
+            assert monitor.command("MONITOR") == b"+OK\r\n"
+            time.sleep(2.5)
+            with server.connect() as client:
+                client.command("PING")
+            assert b'"PING"' in monitor.read_reply()
+        finally:
+            with server.connect() as restore:
+                restore.command("CONFIG", "SET", "timeout", previous)

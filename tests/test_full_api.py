@@ -556,3 +556,21 @@ def test_zrandmember_errors_match_redis_and_draws_are_random(empty_pair, server)
         pairs = client.zrandmember("many", 3, withscores=True)
         assert all(float(score) == int(member[1:]) for member, score in zip(pairs[0::2], pairs[1::2]))
         assert len({client.zrandmember("many") for _ in range(200)}) > 50
+
+
+@pytest.mark.readme("Blocking pops")
+def test_the_idle_timeout_spares_a_blocked_client(server):
+    """timeout 1: a client blocked in BZPOPMIN for 2.5 s is not idle (as
+    Redis): the push reaches it; an idle client beside it is closed."""
+    with server.redis() as admin, server.connect() as blocked, server.connect() as idle:
+        previous = admin.config_get("timeout")["timeout"]
+        admin.delete("idle:zset")
+        try:
+            admin.config_set("timeout", 1)
+            blocked.send(encode_command("BZPOPMIN", "idle:zset", "0"))
+            time.sleep(2.5)
+            admin.zadd("idle:zset", {"m": 1})
+            assert blocked.read_reply() == b"*3\r\n$9\r\nidle:zset\r\n$1\r\nm\r\n$1\r\n1\r\n"
+            assert idle.is_closed_by_server()
+        finally:
+            admin.config_set("timeout", previous)

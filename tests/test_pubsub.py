@@ -363,3 +363,19 @@ def test_a_pathological_pattern_costs_pattern_times_channel(server):
         subscriber.command("PSUBSCRIBE", "a*" * 500 + "b")
         assert publisher.command("PUBLISH", "a" * 100_000, "m") == b":0\r\n"
         assert publisher.command("PUBLISH", "a" * 1000 + "b", "m") == b":1\r\n"
+
+
+def test_the_idle_timeout_spares_a_subscriber(server):
+    """timeout 1: a subscriber silent for 2.5 s is not idle (as Redis): the message reaches it."""
+    with server.connect() as admin, server.connect() as subscriber:
+        previous = admin.command("CONFIG", "GET", "timeout").split(b"\r\n")[-2]
+        try:
+            assert admin.command("CONFIG", "SET", "timeout", "1") == b"+OK\r\n"
+            subscriber.command("SUBSCRIBE", "idle:channel")
+            time.sleep(2.5)
+            with server.connect() as publisher:
+                assert publisher.command("PUBLISH", "idle:channel", "still here") == b":1\r\n"
+            assert subscriber.read_reply() == b"*3\r\n$7\r\nmessage\r\n$12\r\nidle:channel\r\n$10\r\nstill here\r\n"
+        finally:
+            with server.connect() as restore:
+                restore.command("CONFIG", "SET", "timeout", previous)

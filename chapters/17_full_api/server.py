@@ -93,6 +93,7 @@ def add_commands() -> None:
     chapter14.before_sleep_tasks.append(serve_woken)
     chapter14.timers.append(next_timeout_ms)
     chapter14.ADMIN.extra_info.setdefault("clients", []).append(lambda: {"blocked_clients": len(parked)})
+    chapter14.idle_exemptions.append(lambda conn: conn.blocked)  # its own timeout ends its wait, as Redis's
     # Logged with the deadline they set, not the time they were given (chapter 16's rule).
     relative_time = chapter16.append_only.RELATIVE_TIME
     relative_time[b"setex"] = (lambda args: True, 2)

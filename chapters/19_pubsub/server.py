@@ -468,6 +468,7 @@ def add_commands() -> None:
     COMMANDS.checks.append(check_subscribed_context)
     COMMANDS.after_call.append(limit_own_output)
     chapter14.close_tasks.append(forget_client)
+    chapter14.idle_exemptions.append(subscribers.__contains__)  # a subscriber waits for messages: never idle, as Redis
     chapter18.reset_tasks.append(forget_client)
     chapter14.keyspace_listeners.append(publish_keyspace_event)
     config = chapter14.ADMIN.config

@@ -724,6 +724,7 @@ def add_commands() -> None:
     watching.client_of = clients.get
     chapter14.accept_tasks.append(client_connected)
     chapter14.close_tasks.append(client_closed)
+    chapter14.idle_exemptions.append(watching.monitors.__contains__)  # a monitor only listens, as Redis spares it
     chapter18.reset_tasks.append(reset_client)
     COMMANDS.checks[:0] = [note_command, require_auth]
     after_multi_check = COMMANDS.checks.index(chapter18.check_in_transaction) + 1
