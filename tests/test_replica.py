@@ -17,6 +17,7 @@ import time
 import pytest
 import redis
 
+from common.resp import RequestParser, encode_command
 from tests.support import launch, real_redis_on, require_tool, state
 from tests.test_replication import diskless_at_once, fill, in_step, info, mixed_writes, wait_until  # noqa: F401 (a fixture)
 
@@ -226,38 +227,13 @@ def test_wait_counts_the_replicas_that_acknowledged(server, tmp_path):
 # --- a scripted master: the protocol byte by byte ----------------------------------------------------
 
 
-def read_command(conn: socket.socket, buffered: bytearray) -> list[bytes]:
-    """One RESP command from `conn` (what a replica sends its master)."""
-    while True:
-        parsed = parse_command(buffered)
-        if parsed is not None:
-            return parsed
+def read_command(conn: socket.socket, parser: RequestParser) -> list[bytes]:
+    """One command from `conn` (what a replica sends its master), read with the project's request parser."""
+    while (command := parser.next_request()) is None:
         data = conn.recv(4096)
         assert data, "the replica closed the link"
-        buffered += data
-
-
-def parse_command(buffered: bytearray) -> list[bytes] | None:
-    if not buffered.startswith(b"*") or b"\r\n" not in buffered:
-        return None
-    end = buffered.index(b"\r\n")
-    count, position, args = int(buffered[1:end]), end + 2, []
-    for _ in range(count):
-        line_end = buffered.find(b"\r\n", position)
-        if line_end < 0:
-            return None
-        length = int(buffered[position + 1 : line_end])
-        if len(buffered) < line_end + 2 + length + 2:
-            return None
-        args.append(bytes(buffered[line_end + 2 : line_end + 2 + length]))
-        position = line_end + 2 + length + 2
-    del buffered[:position]
-    return args
-
-
-def encode(*args: bytes | str) -> bytes:
-    parts = [arg.encode() if isinstance(arg, str) else arg for arg in args]
-    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
+        parser.feed(data)
+    return command
 
 
 def snapshot_with_one_key(tmp_path) -> bytes:
@@ -282,43 +258,42 @@ def test_the_handshake_the_silent_stream_and_getack_byte_by_byte(server, tmp_pat
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
     replica = replica_of(server, tmp_path / "ours", listener.getsockname()[1])
-    buffered = bytearray()
+    parser = RequestParser()
     try:
         conn, _ = listener.accept()
         conn.settimeout(10)
         with conn:
-            assert read_command(conn, buffered) == [b"PING"]
+            assert read_command(conn, parser) == [b"PING"]
             conn.sendall(b"+PONG\r\n")
-            assert read_command(conn, buffered) == [b"REPLCONF", b"listening-port", str(replica.port).encode()]
+            assert read_command(conn, parser) == [b"REPLCONF", b"listening-port", str(replica.port).encode()]
             conn.sendall(b"+OK\r\n")
-            assert read_command(conn, buffered) == [b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]
+            assert read_command(conn, parser) == [b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]
             conn.sendall(b"+OK\r\n")
-            assert read_command(conn, buffered) == [b"PSYNC", b"?", b"-1"]
+            assert read_command(conn, parser) == [b"PSYNC", b"?", b"-1"]
             replid = "8d5d0d3b6c1f2e4a9b7c6d5e4f3a2b1c0d9e8f7a"
             conn.sendall(b"+FULLRESYNC %s 100\r\n\n\n" % replid.encode())  # empty lines: a master keeping the link alive
             conn.sendall(b"$%d\r\n" % len(snapshot) + snapshot)
-            assert read_command(conn, buffered) == [b"REPLCONF", b"ACK", b"100"]  # at once, once loaded
-            stream = encode("SELECT", "0") + encode("SET", "counter", "1") + encode("INCR", "counter") \
-                + encode("PING")  # fmt: skip
-            conn.sendall(stream + encode("REPLCONF", "GETACK", "*"))
-            assert read_command(conn, buffered) == [b"REPLCONF", b"ACK", str(100 + len(stream)).encode()]
+            assert read_command(conn, parser) == [b"REPLCONF", b"ACK", b"100"]  # at once, once loaded
+            stream = encode_command("SELECT", "0") + encode_command("SET", "counter", "1") + encode_command("INCR", "counter") \
+                + encode_command("PING")  # fmt: skip
+            conn.sendall(stream + encode_command("REPLCONF", "GETACK", "*"))
+            assert read_command(conn, parser) == [b"REPLCONF", b"ACK", str(100 + len(stream)).encode()]
             with replica.redis() as client:
                 assert client.get("greeting") == b"hello" and client.get("counter") == b"2"
                 fields = info(client, "replication")
-                getack = len(encode("REPLCONF", "GETACK", "*"))
+                getack = len(encode_command("REPLCONF", "GETACK", "*"))
                 assert (fields["master_replid"], fields["slave_repl_offset"]) == (replid, 100 + len(stream) + getack)
                 assert client.execute_command("REPLICAOF", "NO", "ONE") == b"OK"
                 promoted = info(client, "replication")
                 assert (promoted["master_replid2"], promoted["second_repl_offset"]) == (replid, 101 + len(stream) + getack)
             conn.settimeout(0.5)
             try:
-                rest = buffered + conn.recv(4096)  # only ACKs were ever sent, and the link is closed now
+                parser.feed(conn.recv(4096))  # only ACKs were ever sent, and the link is closed now
             except (TimeoutError, socket.timeout):
-                rest = bytes(buffered)
-            while rest:
-                parsed = parse_command(bytearray(rest))
-                assert parsed is not None and parsed[:2] == [b"REPLCONF", b"ACK"], rest
-                rest = rest[len(encode(*parsed)) :]
+                pass
+            while (command := parser.next_request()) is not None:
+                assert command[:2] == [b"REPLCONF", b"ACK"], command
+            assert not parser.buffered()
     finally:
         listener.close()
         replica.stop()
@@ -352,13 +327,13 @@ def test_a_master_that_sends_garbage_costs_the_link_not_the_server(server, tmp_p
             conn, _ = listener.accept()
             conn.settimeout(10)
             with conn:
-                buffered = bytearray()
-                assert read_command(conn, buffered) == [b"PING"]
+                parser = RequestParser()
+                assert read_command(conn, parser) == [b"PING"]
                 conn.sendall(b"+PONG\r\n")
                 for _ in range(2):
-                    read_command(conn, buffered)  # REPLCONF listening-port, REPLCONF capa
+                    read_command(conn, parser)  # REPLCONF listening-port, REPLCONF capa
                     conn.sendall(b"+OK\r\n")
-                assert read_command(conn, buffered)[0] == b"PSYNC"
+                assert read_command(conn, parser)[0] == b"PSYNC"
                 conn.sendall(garbage)
                 conn.settimeout(5)
                 try:

@@ -136,14 +136,13 @@ def notify_keyspace_event(kind: str, event: str, key: bytes) -> None:
 # expiration), "hide" it (it reads as missing, and is left for someone else
 # to delete) or "keep" it (it reads as live). Here it is always deleted; a
 # server whose keys another server owns (a replica, whose master deletes
-# its keys and says so) registers its answer (Redis's expireIfNeeded).
+# its keys and says so) registers its answer (Redis's expireIfNeeded); the
+# first registered answers.
 expired_key_rules: list[Callable[[], str]] = []
 
 
 def expired_key_rule() -> str:
-    for rule in expired_key_rules:
-        return rule()
-    return "delete"
+    return expired_key_rules[0]() if expired_key_rules else "delete"
 
 
 def lookup_live(key: bytes) -> Entry | None:
@@ -151,7 +150,7 @@ def lookup_live(key: bytes) -> Entry | None:
     expired key is deleted on the spot (lazy expiration)."""
     entry = keyspace.lookup(key)
     if entry is not None and (expiry := expires.lookup(key)) is not None and expiry.deadline <= now_ms():
-        rule = expired_key_rule() if expired_key_rules else "delete"
+        rule = expired_key_rule()
         if rule == "delete":
             delete_expired(entry)
         if rule != "keep":
@@ -257,7 +256,7 @@ def expire_keys() -> None:
     """Delete keys whose deadline has passed, MAX_EXPIRE_WORK at most (active expiration)."""
     now = now_ms()
     expiry = expiry_heap.peek()
-    if expiry is None or expiry.deadline > now or (expired_key_rules and expired_key_rule() != "delete"):
+    if expiry is None or expiry.deadline > now or expired_key_rule() != "delete":
         return
     started = time.perf_counter_ns()  # INFO's expire_cycle_cpu_milliseconds
     for _ in range(MAX_EXPIRE_WORK):

@@ -380,9 +380,11 @@ def reap_child() -> None:
         finish_child[finished.kind](finished, ok)
 
 
-def stop_child() -> None:
+def stop_child(tell: bool = False) -> None:
     """Kill the running child, if any, and remove what it leaves (on the
-    way out; a replica about to replace the data it saves)."""
+    way out; a replica about to replace the data it saves). With `tell`,
+    whoever waits for its work learns it failed, as reap_child() would
+    tell them; stopped on purpose, it is no failed save (Redis's SIGUSR1)."""
     global child
     stopped = child
     if stopped is None:
@@ -395,6 +397,13 @@ def stop_child() -> None:
     child = None
     os.close(stopped.report)
     remove_child_files(stopped)
+    if not tell:
+        return
+    if stopped.kind == "rdb":
+        for listener in after_bgsave:
+            listener(False)
+    else:
+        finish_child[stopped.kind](stopped, False)
 
 
 def remove_child_files(stopped: Child) -> None:

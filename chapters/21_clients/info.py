@@ -192,8 +192,6 @@ class Info:
         sometimes = SOMETIMES.get(section, {})
         completed: dict[str, object] = {}
         for name in names:
-            if name in completed:
-                continue  # printed already, as one of those that follow an earlier field
             completed[name] = known[name]
             if name in sometimes:
                 completed.update((other, value) for other, value in fields.items()

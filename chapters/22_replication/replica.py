@@ -191,21 +191,18 @@ def promote() -> None:
 def disconnect_blocked_clients() -> None:
     """Clients blocked on a master must not wait on a replica: each gets
     Redis's -UNBLOCKED and is closed (disconnectAllBlockedClients)."""
+    blocked = []
     for record in list(chapter17.parked.values()):
         chapter17.unpark(record)
-        conn = record.conn
-        conn.blocked = False
-        conn.outgoing.error(UNBLOCKED)
-        conn.closing = True
-        chapter14.clients_pending_write[id(conn)] = conn
-    for conn in waiting_clients():
+        blocked.append(record.conn)
+    for conn in blocked + take_waiting_clients():
         conn.blocked = False
         conn.outgoing.error(UNBLOCKED)
         conn.closing = True
         chapter14.clients_pending_write[id(conn)] = conn
 
 
-waiting_clients: Any = list  # set by the master's side: clients blocked in WAIT
+take_waiting_clients: Any = list  # set by the master's side: the clients blocked in WAIT, no longer waiting
 
 
 # --- the link: connect, handshake ----------------------------------------------------------------
@@ -453,9 +450,7 @@ def stop_snapshot_child() -> None:
     or send our replicas what they must copy anew: stop it (Redis's killRDBChild)."""
     child = snapshots.child
     if child is not None and child.kind in ("rdb", "rdb-socket"):
-        snapshots.stop_child()
-        for listener in snapshots.after_bgsave:  # its replicas learn it failed
-            listener(False)
+        snapshots.stop_child(tell=True)  # the replicas waiting for it learn it failed
 
 
 def empty_keyspace() -> None:
@@ -514,12 +509,10 @@ def master_command_processed(conn: Any, request: list[bytes], reply_start: int) 
     STREAM.feed(encode_command(*request))
 
 
-def ack_requested() -> bool:
-    """REPLCONF GETACK, from our master: answered after it ran. True if it came from the master."""
-    if LINK is None or chapter14.current_client is not LINK.conn:
-        return False
-    LINK.ack_requested = True
-    return True
+def ack_requested() -> None:
+    """REPLCONF GETACK, if from our master: answered after it ran (master_command_processed)."""
+    if LINK is not None and chapter14.current_client is LINK.conn:
+        LINK.ack_requested = True
 
 
 def send_ack() -> None:

@@ -122,9 +122,9 @@ def continue_from(conn: Any, replid: str, offset: int, out: ReplyBuffer) -> bool
 
 def add_replica(conn: Any) -> Replica:
     client = chapter21.clients.get(conn)
-    address = announced_ips.pop(conn, None) or (client.address.rsplit(":", 1)[0] if client else "?")
-    replica = Replica(conn, address)
-    replica.listening_port = announced_ports.pop(conn, 0)
+    told = announced.pop(conn, Announced())
+    replica = Replica(conn, told.ip or (client.address.rsplit(":", 1)[0] if client else "?"))
+    replica.listening_port, replica.eof_capable = told.port, told.eof
     STREAM.replicas[conn] = replica
     STREAM.create_backlog()
     return replica
@@ -133,7 +133,7 @@ def add_replica(conn: Any) -> Replica:
 def start_full_sync(conn: Any, out: ReplyBuffer, psync: bool) -> None:
     replica = add_replica(conn)
     replica.psync = psync
-    replica.eof_capable = psync and conn in announced_eof
+    replica.eof_capable = replica.eof_capable and psync  # the old SYNC takes a snapshot of known length only
     SYNCS.full += 1
     log.info("replica %s asks for a full copy", replica.address)
     check_waiting_replicas()  # now, or once the running child ended or the diskless delay passed
@@ -197,18 +197,23 @@ def snapshot_saved(ok: bool) -> None:
 
 def replica_closed(conn: Any) -> None:
     """chapter 14's close_tasks: a replica gone."""
-    announced_ports.pop(conn, None)
-    announced_eof.discard(conn)
-    announced_ips.pop(conn, None)
+    announced.pop(conn, None)
     if STREAM.replicas.pop(conn, None) is not None:
         log.info("a replica disconnected")
 
 
 # --- REPLCONF ----------------------------------------------------------------------------------
 
-announced_ports: dict[Any, int] = {}  # REPLCONF listening-port, before its PSYNC
-announced_eof: set[Any] = set()  # REPLCONF capa eof: the snapshot may come diskless
-announced_ips: dict[Any, str] = {}  # REPLCONF ip-address: where others should reach it (replica-announce-ip)
+@dataclass
+class Announced:
+    """What a client told with REPLCONF before its PSYNC."""
+
+    port: int = 0  # listening-port
+    ip: str = ""  # ip-address: where others should reach it (its replica-announce-ip)
+    eof: bool = False  # capa eof: it can take a snapshot of unknown length (diskless)
+
+
+announced: dict[Any, Announced] = {}
 
 
 def replconf(args: list[bytes], out: ReplyBuffer) -> None:
@@ -236,15 +241,15 @@ def replconf(args: list[bytes], out: ReplyBuffer) -> None:
             if port is None:
                 out.error("ERR value is not an integer or out of range")
                 return
-            announced_ports[conn] = port
+            announced.setdefault(conn, Announced()).port = port
         elif option == b"capa":
             if value.lower() == b"eof":
-                announced_eof.add(conn)
+                announced.setdefault(conn, Announced()).eof = True
         elif option == b"ip-address":
             if len(value) >= NET_HOST_STR_LEN:
                 out.error(f"ERR REPLCONF ip-address provided by replica instance is too long: {len(value)} bytes")
                 return
-            announced_ips[conn] = value.decode(errors="replace")
+            announced.setdefault(conn, Announced()).ip = value.decode(errors="replace")
         elif option not in (b"rdb-only", b"rdb-filter-only"):
             out.error(f"ERR Unrecognized REPLCONF option: {option.decode(errors='replace')}")
             return
@@ -371,6 +376,13 @@ def next_wait_timeout_ms() -> int | None:
     """chapter 14's timers: when the soonest WAIT times out."""
     deadline = min((blocked.deadline for blocked in waiting), default=math.inf)
     return None if deadline == math.inf else max(0, math.ceil((deadline - time.monotonic()) * 1000))
+
+
+def take_waiting_clients() -> list[Any]:
+    """The clients blocked in WAIT, taken off the list: a master become replica lets them go."""
+    taken = [blocked.conn for blocked in waiting]
+    waiting.clear()
+    return taken
 
 
 def forget_writer(conn: Any) -> None:
@@ -538,7 +550,7 @@ def add_commands() -> None:
     COMMANDS.after_command.append(note_written)  # after chapter 16's, which propagates
     tasks = chapter14.before_sleep_tasks
     tasks.insert(tasks.index(chapter17.serve_woken), serve_waiting)
-    replica_side.waiting_clients = lambda: [blocked.conn for blocked in waiting]
+    replica_side.take_waiting_clients = take_waiting_clients
     replica_side.wire(chapter14.ADMIN.config)
     chapter14.idle_exemptions.append(lambda conn: conn in STREAM.replicas or replica_side.is_master_client(conn))
     chapter19.other_client_classes.append(lambda conn: "slave" if conn in STREAM.replicas else None)
