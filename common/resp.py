@@ -129,6 +129,10 @@ class RequestParser:
         # feed, and the index of the next request's first line in it.
         self._lines: list[bytes] | None = None
         self._line = 0
+        # Requests a server took with next_requests and handed back unrun
+        # (put_back), returned first; and their arguments' bytes.
+        self._ready: list[list[bytes]] = []
+        self._ready_bytes = 0
 
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
@@ -151,17 +155,19 @@ class RequestParser:
 
     def buffered(self) -> int:
         """How many received bytes are not yet consumed."""
-        return len(self._buffer) - self._pos
+        return len(self._buffer) - self._pos + self._ready_bytes
 
     def pending_bytes(self) -> int:
         """The memory held for requests not yet returned: unconsumed bytes,
         plus the arguments already read of a request still arriving. A
         server compares it with its client-query-buffer-limit."""
         big = self._big.tell() if self._big is not None else 0
-        return len(self._buffer) - self._pos + self._args_bytes + big
+        return len(self._buffer) - self._pos + self._args_bytes + big + self._ready_bytes
 
     def next_request(self) -> list[bytes] | None:
         """Return the next complete request, or None if more bytes are needed."""
+        if self._ready:
+            return self._take_ready(1)[0]
         while True:
             if self._args is None:
                 if self._pos >= len(self._buffer):
@@ -183,6 +189,30 @@ class RequestParser:
             request, self._args = self._args, None
             self._args_bytes = 0
             return request
+
+    def next_requests(self) -> list[list[bytes]]:
+        """Every request complete in the buffer that arrived whole and plain,
+        in one pass (a server that runs a batch at a time saves a call per
+        request, chapter 23); else the next request, as next_request would
+        return it; empty if none is complete."""
+        if self._ready:
+            return self._take_ready(len(self._ready))
+        if self._args is None and self._pos < len(self._buffer) and self._buffer[self._pos] == ASTERISK \
+                and (requests := self._parse_whole_requests(len(self._buffer))):  # fmt: skip
+            return requests
+        request = self.next_request()
+        return [] if request is None else [request]
+
+    def put_back(self, requests: list[list[bytes]]) -> None:
+        """Hand back requests taken with next_requests and not run (the
+        server stopped in the middle of a batch): they come out first."""
+        self._ready[:0] = requests
+        self._ready_bytes += sum(len(arg) + 1 for request in requests for arg in request)
+
+    def _take_ready(self, count: int) -> list[list[bytes]]:
+        taken, self._ready[:count] = self._ready[:count], []
+        self._ready_bytes -= sum(len(arg) + 1 for request in taken for arg in request)
+        return taken
 
     def _parse_inline(self) -> list[bytes] | None:
         buffer = self._buffer
@@ -287,7 +317,13 @@ class RequestParser:
         """The fast path: a multibulk request that is complete in the buffer
         and plain (canonical lengths, no CRLF inside an argument), or None
         for anything else, which the incremental path then handles, errors
-        included, from the same position.
+        included, from the same position."""
+        requests = self._parse_whole_requests(1)
+        return requests[0] if requests else None
+
+    def _parse_whole_requests(self, most: int) -> list[list[bytes]]:
+        """Up to `most` requests complete in the buffer and plain, read in
+        one pass; fewer (none) where the first that is not starts.
 
         What was received is split at every CRLF once per feed, by one call
         in C, and requests are then read off the list of lines: a request
@@ -301,8 +337,9 @@ class RequestParser:
         read alone, 2.1 to 1.0 us per SET in a pipeline of 16).
 
         After the first request this path cannot take, it stays off until
-        the next feed: the lines no longer match the buffer's position, and
-        splitting again per request would cost O(n) each time.
+        the next feed: the lines no longer match the buffer's position once
+        the incremental path moves it, and splitting again per request
+        would cost O(n) each time.
         """
         lines = self._lines
         if lines is None:
@@ -310,31 +347,35 @@ class RequestParser:
                 lines = self._lines = bytes(view[self._pos :]).split(CRLF)
             self._line = 0
         elif lines is _NO_FAST_PATH:
-            return None
-        first = self._line
-        header = lines[first]
-        digits = header[1:]
-        count = int(digits) if 0 < len(digits) <= 19 and digits.isdigit() else 0
-        last = first + 2 * count  # the request's last line; a complete one has a line after it
-        if (
-            count <= 0
-            or count > self.max_arguments
-            or last >= len(lines) - 1
-            or header != b"*%d" % count  # no leading zeros
-        ):
+            return []
+        requests: list[list[bytes]] = []
+        first, position, last_line = self._line, self._pos, len(lines) - 1
+        max_arguments, max_bulk_length = self.max_arguments, self.max_bulk_length
+        while len(requests) < most:
+            header = lines[first]
+            # A table lookup parses and checks the usual headers and lengths
+            # at once (canonical: only canonical spellings are in the table).
+            count = _COUNT_OF.get(header) or _parse_count_line(header)
+            last = first + 2 * count  # the request's last line; a complete one has a line after it
+            if count <= 0 or count > max_arguments or last >= last_line:
+                break  # not plain (or "*" at all), or not complete: the incremental path's
+            size = len(header) + 2
+            for index in range(first + 1, last, 2):
+                length_line, length = lines[index], len(lines[index + 1])
+                if length_line != (_LENGTH_LINES[length] if length < _TABLED else b"$%d" % length) \
+                        or length > max_bulk_length:  # fmt: skip
+                    break
+                size += len(length_line) + length + 4
+            else:
+                requests.append(lines[first + 2 : last + 1 : 2])
+                position += size
+                first = last + 1
+                continue
+            break
+        self._line, self._pos = first, position
+        if len(requests) < most:
             self._lines = _NO_FAST_PATH
-            return None
-        size = len(header) + 2
-        max_bulk_length = self.max_bulk_length
-        for index in range(first + 1, last, 2):
-            length_line, length = lines[index], len(lines[index + 1])
-            if length_line != b"$%d" % length or length > max_bulk_length:
-                self._lines = _NO_FAST_PATH
-                return None
-            size += len(length_line) + length + 4
-        self._line = last + 1
-        self._pos += size
-        return lines[first + 2 : last + 1 : 2]
+        return requests
 
     def _read_length_line(self, kind: bytes, too_big_message: str) -> int | object | None:
         """Parse "<kind><integer>\\r\\n" at the current position.
@@ -354,6 +395,18 @@ class RequestParser:
 
 
 _INVALID = object()
+# The request header and length lines most requests have, spelled as they
+# must be: "*<count>" -> count, and "$<length>" by length.
+_TABLED = 1024
+_COUNT_OF = {b"*%d" % count: count for count in range(1, _TABLED)}
+_LENGTH_LINES = tuple(b"$%d" % length for length in range(_TABLED))
+
+
+def _parse_count_line(header: bytes) -> int:
+    """The count of a "*<count>" line spelled canonically, else 0."""
+    digits = header[1:]
+    count = int(digits) if header[:1] == b"*" and 0 < len(digits) <= 19 and digits.isdigit() else 0
+    return count if header == b"*%d" % count else 0
 _NO_FAST_PATH: list[bytes] = []  # RequestParser._lines: not until the next feed
 
 _ESCAPES = {

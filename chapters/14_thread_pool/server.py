@@ -642,6 +642,11 @@ def handle_readable(conn: Connection) -> None:
 # The connection whose requests are being executed: Redis's
 # server.current_client, for a command that acts on its own client.
 current_client: Connection | None = None
+# How a client's buffered requests are run: one at a time below (Redis's
+# processInputBuffer), unless a server built on this one registers its own
+# way (a batch at a time); the first registered runs them, and hands each
+# request it does not take to process_request.
+input_processors: list[Callable[[Connection], None]] = []
 
 
 def execute_requests(conn: Connection) -> None:
@@ -649,24 +654,39 @@ def execute_requests(conn: Connection) -> None:
     big and the client is neither blocked nor being closed."""
     global current_client
     current_client = conn
-    out = conn.outgoing
     try:
-        while len(out) < MAX_OUTPUT and not conn.blocked and not conn.closing \
-                and (request := conn.parser.next_request()) is not None:  # fmt: skip
-            reply_start = len(out)
-            if COMMANDS.process_command(request, out):  # QUIT: reply, close, run nothing after it
-                conn.closing = True
+        if input_processors:
+            input_processors[0](conn)
+            return
+        while may_execute(conn) and (request := conn.parser.next_request()) is not None:
+            if not process_request(conn, request):
                 break
-            for task in command_processed_tasks:
-                task(conn, request, reply_start)
     except ProtocolError as error:
-        out.error(f"ERR {error}")
+        conn.outgoing.error(f"ERR {error}")
         conn.closing = True
     except Exception:
         # A bug in a command must cost this one connection, not the server.
         log.exception("internal error while executing a request; closing the connection")
-        out.error("ERR internal error")
+        conn.outgoing.error("ERR internal error")
         conn.closing = True
+
+
+def may_execute(conn: Connection) -> bool:
+    return len(conn.outgoing) < MAX_OUTPUT and not conn.blocked and not conn.closing
+
+
+def process_request(conn: Connection, request: list[bytes]) -> bool:
+    """Run one request and tell command_processed_tasks (Redis's
+    processCommandAndResetClient); False if the client asked to be
+    disconnected (QUIT): reply, close, run nothing it sent after."""
+    out = conn.outgoing
+    reply_start = len(out)
+    if COMMANDS.process_command(request, out):
+        conn.closing = True
+        return False
+    for task in command_processed_tasks:
+        task(conn, request, reply_start)
+    return True
 
 
 def abandon(conn: Connection) -> None:

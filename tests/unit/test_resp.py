@@ -192,6 +192,26 @@ def test_the_fast_path_parses_exactly_as_the_incremental_one(stream, cuts):
     expected = outcome(IncrementalOnly(), [stream])
     assert outcome(RequestParser(), [stream]) == expected
     assert outcome(RequestParser(), split_at(stream, cuts)) == expected
+    assert batch_outcome(split_at(stream, cuts), take=len(cuts) % 3) == expected
+
+
+def batch_outcome(chunks: list[bytes], take: int) -> tuple[list[list[bytes]], str | None]:
+    """outcome() through next_requests, as chapter 23 reads a batch: after
+    each feed, batches until none; of each batch run only `take` requests
+    (0: all) and hand the rest back, as a server that stops midway does."""
+    parser, requests = RequestParser(), []
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            while batch := parser.next_requests():
+                run = batch[:take] if take else batch
+                requests.extend(run)
+                if len(run) < len(batch):
+                    parser.put_back(batch[len(run) :])
+                    assert parser.buffered() > 0
+    except ProtocolError as error:
+        return requests, str(error)
+    return requests, None
 
 
 @settings(max_examples=30, deadline=None)

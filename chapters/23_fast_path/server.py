@@ -1,0 +1,226 @@
+"""Chapter 23 (beyond the book): the fast path.
+
+Chapters 15 to 22 each put something around every command: chapter 21
+notes the client's last command and checks its ACL user, chapter 18 may
+queue the command in a transaction, chapter 19 may refuse it in a
+subscribed context and counts its output against a limit, chapter 21
+feeds monitors, the slow log and the error counts, chapters 16 to 22
+propagate a write, wake clients blocked on its key, touch its watchers.
+Each is one Python call, and most have nothing to do most of the time:
+twenty-odd calls around a GET that itself costs a microsecond. Redis
+pays for the same checks in C, where they cost nanoseconds.
+
+The lesson here is the profiler's (README: the per-request cost table,
+before and after each step): a check that gives the same answer for a
+whole batch of requests is asked once per batch, not once per request.
+A client's requests go through `process_input` (registered into chapter
+14's input_processors, Redis's processInputBuffer):
+
+* while the client is *plain* (`plain_client`: no transaction, no
+  subscription, replies on, an unrestricted user, no monitor, no pause,
+  not a replica), and for writes while the server is (`plain_writes`:
+  nothing propagates them, nobody watches a key, writes are not
+  refused), a request for one of FAST_COMMANDS runs its command
+  function straight away, with the bookkeeping each skipped hook would
+  have done done inline: its statistics (one clock read per request, not
+  two), the slow log, the error counts, the change counter;
+* anything else takes chapter 14's process_request, the full path,
+  after which the client is asked again whether it is plain (MULTI, for
+  one, just made it not).
+
+SKIPPED says, for every hook registered around a command, why the fast
+path may skip it; a test fails when a hook is added without a line
+there. The replies are the command functions' own: every test and
+Redis's suite run on this chapter as on chapter 22.
+
+    make run-chapter 23
+    make bench CHAPTERS=22-23
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from time import perf_counter_ns  # a global name: one lookup less per request than time.perf_counter_ns
+from typing import Any
+
+# Chapter folders are not packages: put the repository root on the path so
+# `common` imports when this file is run as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.chapters import load_chapter  # noqa: E402
+from common.commands import ERROR_MARK  # noqa: E402
+
+chapter22 = load_chapter(22)  # the server this chapter speeds up: everything before it
+chapter21 = chapter22.chapter21
+chapter19, chapter17, chapter16, chapter14 = chapter21.chapter19, chapter21.chapter17, chapter21.chapter16, chapter21.chapter14
+chapter18 = chapter21.chapter18
+snapshots, append_only = chapter16.snapshots, chapter16.append_only
+acl, watching, pause = chapter21.acl, chapter21.watching, chapter21.pause
+replica_side, STREAM, MIN_REPLICAS = chapter22.replica_side, chapter22.STREAM, chapter22.MIN_REPLICAS
+COMMANDS = chapter14.COMMANDS
+MAX_OUTPUT = chapter14.MAX_OUTPUT
+
+# The commands that may skip the hooks: the most frequent, whose only
+# effects are the keyspace's and the hooks' below. A request takes the
+# fast path only in its plainest form (SET without options), which its
+# exact arity picks out; any other goes the full way.
+FAST_COMMANDS = {b"get": 2, b"set": 3, b"ping": 1}
+# Their specs by name, in lower and upper case (as clients send them, so
+# that the name need not be lowered): (arity, spec, lower-case name).
+fast_table: dict[bytes, tuple[int, Any, bytes]] = {}
+
+# Every hook chapters 14 to 22 register around a command, and why the fast
+# path may skip it while plain_client() and, for a write, plain_writes() hold.
+SKIPPED = {
+    "checks": {
+        "chapter21.note_command": "done once per batch, for its last request (CLIENT LIST's cmd=, argv-mem)",
+        "chapter21.require_auth": "plain: the client is authenticated",
+        "chapter18.check_in_transaction": "plain: not in MULTI",
+        "chapter21.check_acl": "plain: its user may run every command on every key",
+        "chapter19.check_subscribed_context": "plain: not subscribed",
+        "chapter22_replica.refuse_stale": "plain: this server is a master",
+    },
+    "write_checks": {
+        "chapter22_replica.refuse_writes": "plain: this server is a master",
+        "chapter16.refuse_writes": "plain writes: no AOF, and the last BGSAVE worked or no save rules",
+        "chapter22.refuse_without_replicas": "plain writes: min-replicas-to-write 0",
+    },
+    "before_call": {
+        "chapter21_pause.hold_if_paused": "plain: no CLIENT PAUSE in effect",
+        "chapter18.queue_command": "plain: not in MULTI",
+    },
+    "after_call": {
+        "chapter19.limit_own_output": "plain: the client's class has no output limit",
+        "chapter21_watching.feed_monitors": "plain: no monitor",
+        "chapter21_watching.log_if_slow": "inline: called when the request took slowlog-log-slower-than",
+        "chapter21.note_output_peak": "once per batch: the output only grows during one",
+        "chapter21.count_failed_call": "inline: an error reply is counted",
+        "chapter21.drop_muted_reply": "plain: CLIENT REPLY ON",
+        "chapter22.propagate_publish": "PUBLISH is not a fast command",
+    },
+    "after_write": {
+        "chapter16.after_write": "plain writes: no AOF, no replication stream; the change counter inline",
+        "chapter17.signal_keys_as_ready": "SET makes a string, which serves no blocked client (it stays blocked, as in Redis)",
+        "chapter18.touch_watched_keys": "plain writes: no key watched",
+    },
+    "after_command": {
+        "chapter16_append_only.propagate_pending": "run after any fast request that left a unit pending (a lazily expired key)",
+        "chapter17.serve_clients_blocked_on_keys": "a fast request signals no key (the line above)",
+        "chapter22.note_written": "run with the line above: the stream grows only by a pending unit",
+    },
+    "on_reject": {
+        "chapter18.abort_on_refusal": "the fast path refuses nothing",
+        "chapter21.count_rejection": "the fast path refuses nothing",
+        "chapter21.drop_muted_error": "the fast path refuses nothing",
+    },
+    "command_processed_tasks": {
+        "chapter22_replica.master_command_processed": "plain: this server is a master, so no client is its master",
+    },
+}
+
+
+def plain_client(conn: Any) -> bool:
+    """Nothing the full path does around a command applies to this client
+    now. Asked once per batch, and again after any request the full path ran."""
+    client = chapter21.clients.get(conn)
+    if client is None or not client.authenticated or client.reply != "on":
+        return False
+    user = acl.users.get(client.user)
+    if user is None or not user.unrestricted():
+        return False
+    transaction = chapter18.transactions.get(conn)
+    if transaction is not None and transaction.in_multi:
+        return False
+    if conn in chapter19.subscribers or chapter19.output_limits.limited(chapter19.client_class(conn)):
+        return False
+    return not watching.monitors and not pause.pause.until and not replica_side.is_replica()
+
+
+def plain_writes() -> bool:
+    """A write would be neither refused, propagated, watched nor waited on."""
+    return (
+        append_only.aof is None
+        and not STREAM.wants_units()
+        and (snapshots.last_bgsave_ok or not chapter16.settings.save_rules)
+        and not MIN_REPLICAS.to_write
+        and not chapter18.watched_keys
+    )
+
+
+def process_input(conn: Any) -> None:
+    """Run `conn`'s buffered requests (chapter 14's input_processors):
+    the fast commands straight away while the client is plain, the others
+    through chapter 14's process_request."""
+    parser, out = conn.parser, conn.outgoing
+    plain = plain_client(conn)
+    writes = plain and plain_writes()
+    fast = fast_table if plain else {}
+    last: list[bytes] | None = None  # the last request run fast
+    slow_ns = watching.slowlog.slower_than * 1000 if watching.slowlog.slower_than >= 0 else None
+    started = 0
+    while chapter14.may_execute(conn) and (batch := parser.next_requests()):
+        for index, request in enumerate(batch):
+            if len(out) >= MAX_OUTPUT or conn.blocked or conn.closing:  # chapter 14's may_execute, inline
+                parser.put_back(batch[index:])
+                break
+            found = fast.get(request[0]) or fast.get(request[0].lower())  # as clients send it: no lower() then
+            if found is None or found[0] != len(request) or (found[1].writes and not writes):
+                last = None  # the full path notes its own request
+                chapter14.process_request(conn, request)  # after QUIT, the client is closing: the check above stops
+                plain = plain_client(conn)
+                writes = plain and plain_writes()
+                fast = fast_table if plain else {}
+                continue
+            _, spec, name = found
+            COMMANDS.current = spec  # lookup_live counts a read's hits and misses by it
+            reply_start = len(out)
+            if last is None:  # the first of a run of fast requests: its own start
+                started = perf_counter_ns()
+            spec.function(request[1:], out)
+            now = perf_counter_ns()
+            elapsed, started = now - started, now  # one clock read per request after it: its end starts the next
+            spec.calls += 1
+            spec.nanoseconds += elapsed
+            if out[reply_start] == ERROR_MARK:  # GET of a key of another type
+                spec.failed_calls += 1
+                chapter21.count_error(out, reply_start)
+            elif spec.writes:
+                snapshots.note_change(name)
+            if append_only.pending:  # a key GET found expired, to propagate as DEL
+                for listener in COMMANDS.after_command:
+                    listener()
+            if slow_ns is not None and elapsed >= slow_ns:
+                COMMANDS.last_call_ns, COMMANDS.request_name = elapsed, request[0]
+                watching.log_if_slow(name, spec, request[1:], out, reply_start)
+            last = request
+    if last is not None:
+        note_last_command(conn, last)
+
+
+def note_last_command(conn: Any, request: list[bytes]) -> None:
+    """What chapter 21's note_command and note_output_peak would have left
+    after the batch's last fast request."""
+    client = chapter21.clients[conn]
+    client.last_command = request[0].lower().decode(errors="replace")
+    client.last_interaction = time.time()
+    client.argv_memory = sum(map(len, request))
+    if len(conn.outgoing) > client.output_peak:
+        client.output_peak = len(conn.outgoing)
+
+
+def add_commands() -> None:
+    """Chapter 22's server, its requests run through process_input."""
+    chapter22.add_commands()
+    for name, arity in FAST_COMMANDS.items():
+        fast_table[name] = fast_table[name.upper()] = (arity, COMMANDS.commands[name], name)
+    chapter14.input_processors.append(process_input)
+
+
+def main() -> None:
+    chapter16.serve_chapter("Chapter 23: the fast path", chapter22.add_options, add_commands, chapter22.configure)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Chapter 23 on: the fast path keeps every effect of the full one.
+
+A request for GET, SET or PING from a plain client skips the hooks the
+chapters before put around every command; what each hook would have done
+is done inline, once per batch, or known to be nothing (chapter 23's
+SKIPPED). Every other test runs on chapter 23 too, one request at a time,
+so they go through the fast path whenever it applies (WATCH, MULTI,
+MONITOR, the AOF, replication, ACL users: each turns it off). These tests
+add what only pipelines show, compared with real Redis: replies and
+statistics of a pipeline that mixes fast requests with requests that
+change the client's state between them; a monitor and the slow log
+seeing fast requests; CLIENT LIST's cmd= after them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from common.resp import encode_command
+from tests.support import ROOT, RawClient, ReplyMismatch
+
+pytestmark = [pytest.mark.since(23), pytest.mark.readme("The fast path")]
+
+END = (b"ECHO", b"end-of-pipeline")
+
+
+def run_pipeline(client: RawClient, commands: list[tuple[bytes | str, ...]]) -> list[bytes]:
+    """Send `commands` in one write, then an ECHO; the replies that came
+    before the ECHO's (a muted client gets fewer than it sent)."""
+    client.send(b"".join(encode_command(*command) for command in [*commands, END]))
+    replies = []
+    while (reply := client.read_reply()) != b"$15\r\nend-of-pipeline\r\n":
+        replies.append(reply)
+    return replies
+
+
+def stats(client: RawClient) -> dict[str, str]:
+    """INFO's commandstats (without times, nor CLIENT and CONFIG), errorstats and keyspace hits and misses."""
+    found = {}
+    for section in ("commandstats", "errorstats", "stats"):
+        for line in client.command("INFO", section).decode().split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.startswith(("cmdstat_client", "cmdstat_config")):
+                continue  # counted per subcommand in Redis (cmdstat_client|reply), per command here
+            if name.startswith("cmdstat_"):
+                fields = dict(item.split("=") for item in value.split(","))
+                found[name] = ",".join(f"{field}={fields[field]}" for field in ("calls", "rejected_calls", "failed_calls"))
+            elif name.startswith("errorstat_") or name in ("keyspace_hits", "keyspace_misses", "total_error_replies"):
+                found[name] = value
+    return found
+
+
+# Fast requests between requests that change what the client may skip:
+# errors, a transaction, a muted reply, options, another protocol's nulls.
+MIXED = [
+    ("SET", "a", "1"), ("GET", "a"), ("get", "a"), ("GET", "missing"), ("PING",), ("ZADD", "z", "1", "m"),
+    ("GET", "z"), ("SET", "a"), ("GET",), ("PING", "with", "two"), ("NOSUCH", "x"),
+    ("SET", "b", "2", "NX"), ("GET", "b"), ("SET", "b", "3", "XX"), ("INCR", "a"), ("GET", "a"),
+    ("MULTI",), ("SET", "c", "3"), ("GET", "c"), ("PING",), ("GET", "z"), ("EXEC",), ("GET", "c"),
+    ("MULTI",), ("GET", "c"), ("NOSUCH",), ("EXEC",), ("SET", "d", "4"),
+    ("CLIENT", "REPLY", "SKIP"), ("GET", "a"), ("SET", "e", "5"), ("GET", "e"),
+    ("CLIENT", "REPLY", "OFF"), ("SET", "f", "6"), ("GET", "f"), ("CLIENT", "REPLY", "ON"), ("GET", "f"),
+    ("SET", "g", "x" * 70_000), ("GET", "g"), ("SET", "h", "with\r\nnewlines"), ("GET", "h"), ("DEL", "g"),
+    ("PING",), ("SET", "t", "1", "PX", "100000"), ("GET", "t"),
+]  # fmt: skip
+
+
+def test_a_pipeline_mixing_fast_and_full_requests_matches_redis(empty_pair):
+    ours, theirs = empty_pair
+    for client in empty_pair:
+        assert client.command("CONFIG", "RESETSTAT") == b"+OK\r\n"
+    expected, received = run_pipeline(theirs, MIXED), run_pipeline(ours, MIXED)
+    for command, want, got in zip(MIXED, expected, received):
+        if want != got:
+            raise ReplyMismatch(command, want, got, "real Redis")
+    assert len(received) == len(expected)
+    assert stats(ours) == stats(theirs)
+
+
+def test_a_subscriber_and_refused_writes_match_redis(empty_pair):
+    """What turns the fast path off between two requests of one pipeline:
+    a RESP2 subscribed context (GET refused, PING answered as a push),
+    even without the pub/sub class's output limit, and min-replicas-to-write
+    without replicas (SET refused)."""
+    commands = [
+        ("CONFIG", "SET", "client-output-buffer-limit", "pubsub 0 0 0"),
+        ("CONFIG", "SET", "min-replicas-to-write", "1"), ("SET", "x", "1"), ("GET", "x"),
+        ("CONFIG", "SET", "min-replicas-to-write", "0"), ("SET", "x", "2"),
+        ("SUBSCRIBE", "channel"), ("GET", "x"), ("PING",), ("SET", "x", "3"), ("UNSUBSCRIBE",), ("GET", "x"),
+        ("CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60"),
+    ]  # fmt: skip
+    ours, theirs = empty_pair
+    expected, received = run_pipeline(theirs, commands), run_pipeline(ours, commands)
+    assert received == expected
+
+
+def test_a_monitor_sees_fast_requests(server):
+    with server.connect() as watcher, server.connect() as client:
+        assert watcher.command("MONITOR") == b"+OK\r\n"
+        assert run_pipeline(client, [("SET", "seen", "1"), ("GET", "seen")]) == [b"+OK\r\n", b"$1\r\n1\r\n"]
+        lines = [watcher.read_reply() for _ in range(3)]
+        assert [line.split(b"] ", 1)[1] for line in lines] == [b'"SET" "seen" "1"\r\n', b'"GET" "seen"\r\n',
+                                                               b'"ECHO" "end-of-pipeline"\r\n']  # fmt: skip
+
+
+def test_the_slow_log_sees_fast_requests(server):
+    with server.connect() as client:
+        assert client.command("CONFIG", "SET", "slowlog-log-slower-than", "0") == b"+OK\r\n"
+        client.command("SLOWLOG", "RESET")
+        run_pipeline(client, [("SET", "slow", "1"), ("GET", "slow")])
+        client.command("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+        logged = client.command("SLOWLOG", "GET", "4")
+        assert b"$3\r\nGET\r\n$4\r\nslow\r\n" in logged and b"$3\r\nSET\r\n$4\r\nslow\r\n$1\r\n1\r\n" in logged
+
+
+def test_client_list_shows_the_last_fast_command(server, real_redis):
+    for target in (server, real_redis):
+        with target.connect() as client, target.connect() as observer:
+            client.command("CLIENT", "SETNAME", "piped")
+            run_pipeline(client, [("SET", "k", "v"), ("GET", "k")])
+            client.send(encode_command("GET", "k"))
+            assert client.read_reply() == b"$1\r\nv\r\n"
+            line = next(line for line in observer.command("CLIENT", "LIST").split(b"\n") if b"name=piped" in line)
+            assert b" cmd=get " in line, (target, line)
+
+
+def test_every_hook_around_a_command_is_accounted_for():
+    """A hook added to chapters 14-22 must say why the fast path may skip it (chapter 23's SKIPPED)."""
+    script = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from common.chapters import load_chapter
+chapter23 = load_chapter(23)
+chapter23.add_commands()
+commands, chapter14 = chapter23.COMMANDS, chapter23.chapter14
+registered = {name: getattr(commands, name) for name in chapter23.SKIPPED if hasattr(commands, name)}
+registered["command_processed_tasks"] = chapter14.command_processed_tasks
+for kind, hooks in registered.items():
+    names = {f"{hook.__module__}.{hook.__qualname__}" for hook in hooks}
+    if names != set(chapter23.SKIPPED[kind]):
+        print(kind, "registered:", sorted(names - set(chapter23.SKIPPED[kind])), "gone:", sorted(set(chapter23.SKIPPED[kind]) - names))
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "", "hooks the fast path does not account for:\n" + result.stdout
