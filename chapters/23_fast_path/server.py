@@ -154,9 +154,8 @@ def process_input(conn: Any) -> None:
     the fast commands straight away while the client is plain, the others
     through chapter 14's process_request."""
     parser, out = conn.parser, conn.outgoing
-    plain = plain_client(conn)
-    writes = plain and plain_writes()
-    fast = fast_table if plain else {}
+    plain: bool | None = None  # asked when a fast request comes; again after any full-path one
+    writes = False
     last: list[bytes] | None = None  # the last request run fast
     slow_ns = watching.slowlog.slower_than * 1000 if watching.slowlog.slower_than >= 0 else None
     started = 0
@@ -165,13 +164,14 @@ def process_input(conn: Any) -> None:
             if len(out) >= MAX_OUTPUT or conn.blocked or conn.closing:  # chapter 14's may_execute, inline
                 parser.put_back(batch[index:])
                 break
-            found = fast.get(request[0]) or fast.get(request[0].lower())  # as clients send it: no lower() then
-            if found is None or found[0] != len(request) or (found[1].writes and not writes):
-                last = None  # the full path notes its own request
-                chapter14.process_request(conn, request)  # after QUIT, the client is closing: the check above stops
+            found = fast_table.get(request[0]) or fast_table.get(request[0].lower())  # as clients send it: no lower()
+            if found is not None and found[0] == len(request) and plain is None:
                 plain = plain_client(conn)
                 writes = plain and plain_writes()
-                fast = fast_table if plain else {}
+            if found is None or found[0] != len(request) or not plain or (found[1].writes and not writes):
+                last = None  # the full path notes its own request
+                chapter14.process_request(conn, request)  # after QUIT, the client is closing: the check above stops
+                plain = None
                 continue
             _, spec, name = found
             COMMANDS.current = spec  # lookup_live counts a read's hits and misses by it
