@@ -11,8 +11,9 @@ twenty-odd calls around a GET that itself costs a microsecond. Redis
 pays for the same checks in C, where they cost nanoseconds.
 
 The lesson here is the profiler's (README: the per-request cost table,
-before and after each step): a check that gives the same answer for a
-whole batch of requests is asked once per batch, not once per request.
+before and after each step; cost_per_request.py measures it): a check
+that gives the same answer for a whole batch of requests is asked once
+per batch, not once per request.
 A client's requests go through `process_input` (registered into chapter
 14's input_processors, Redis's processInputBuffer):
 
@@ -24,9 +25,9 @@ A client's requests go through `process_input` (registered into chapter
   function straight away, with the bookkeeping each skipped hook would
   have done done inline: its statistics (one clock read per request, not
   two), the slow log, the error counts, the change counter;
-* anything else takes chapter 14's process_request, the full path,
-  after which the client is asked again whether it is plain (MULTI, for
-  one, just made it not).
+* anything else takes chapter 14's process_request, the full path;
+  the client is asked again whether it is plain when its next fast
+  request comes (MULTI, for one, just made it not).
 
 SKIPPED says, for every hook registered around a command, why the fast
 path may skip it; a test fails when a hook is added without a line

@@ -12,8 +12,8 @@ each on a fresh server:
    that share. A profiler slows small functions more than big ones, so
    these are proportions to compare between chapters, not exact costs.
 
-    make demo-chapter 23                          # chapter 23, then 22
-    .venv/bin/python chapters/23_fast_path/profile_bench.py --chapters 22 --requests 400000
+    make demo-chapter 23                          # chapters 23 and 22, and the ceiling
+    .venv/bin/python chapters/23_fast_path/cost_per_request.py --chapters 22 --requests 400000
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support import ServerProcess, discover_chapters  # noqa: E402
 
-CLIENTS, PIPELINE, KEYS = 50, 16, 100_000
+CLIENTS, KEYS = 50, 100_000
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -41,8 +41,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def benchmark(port: int, test: str, requests: int) -> None:
-    subprocess.run(["redis-benchmark", "-p", str(port), "-c", str(CLIENTS), "-P", str(PIPELINE), "-n", str(requests),
+def benchmark(port: int, test: str, requests: int, pipeline: int) -> None:
+    subprocess.run(["redis-benchmark", "-p", str(port), "-c", str(CLIENTS), "-P", str(pipeline), "-n", str(requests),
                     "-r", str(KEYS), "-t", test, "-q"], check=True, capture_output=True, timeout=900)  # fmt: skip
 
 
@@ -51,23 +51,23 @@ def server_options(server: Path) -> list[str]:
     return [] if server.parent.name == "tools" else ["--save", ""]
 
 
-def cpu_per_request(server: Path, requests: int) -> float:
+def cpu_per_request(server: Path, requests: int, pipeline: int) -> float:
     """Microseconds of the server's CPU per request of SET then GET, unprofiled."""
     process = ServerProcess([sys.executable, str(server), *server_options(server)])
     try:
         before = cpu_seconds(process.process.pid)
-        benchmark(process.port, "set,get", requests)
+        benchmark(process.port, "set,get", requests, pipeline)
         return (cpu_seconds(process.process.pid) - before) / (2 * requests) * 1e6
     finally:
         process.stop()
 
 
-def profile(server: Path, requests: int) -> pstats.Stats:
+def profile(server: Path, requests: int, pipeline: int) -> pstats.Stats:
     """The server's own cProfile statistics for the same load."""
     with tempfile.TemporaryDirectory() as directory:
         output = Path(directory) / "profile"
         process = ServerProcess([sys.executable, "-m", "cProfile", "-o", str(output), str(server), *server_options(server)])
-        benchmark(process.port, "set,get", requests)
+        benchmark(process.port, "set,get", requests, pipeline)
         process.stop()  # SIGTERM: the server exits, and cProfile writes its file
         return pstats.Stats(str(output))
 
@@ -90,13 +90,14 @@ def main() -> None:
                              "(default: 23,22,ceiling)")  # fmt: skip
     parser.add_argument("--requests", type=int, default=400_000, help="requests per test (default: 400,000)")
     parser.add_argument("--rows", type=int, default=15, help="functions listed per test (default: 15)")
+    parser.add_argument("--pipeline", type=int, default=16, help="requests per client in flight (default: 16)")
     options = parser.parse_args()
     chapters = discover_chapters()
     for name in options.chapters.split(","):
         server = ROOT / "tools" / "ceiling_server.py" if name == "ceiling" else chapters[int(name)]
-        cpu_us = cpu_per_request(server, options.requests)
-        print(f"\n{server.parent.name}, SET and GET -P {PIPELINE}: {cpu_us:.2f} us of server CPU per request")
-        stats = profile(server, options.requests)
+        cpu_us = cpu_per_request(server, options.requests, options.pipeline)
+        print(f"\n{server.parent.name}, SET and GET -P {options.pipeline}: {cpu_us:.2f} us of server CPU per request")
+        stats = profile(server, options.requests, options.pipeline)
         for function, share, microseconds in cost_table(stats, cpu_us, options.rows):
             print(f"  {microseconds:6.2f} us  {share:6.1%}  {function}")
 
