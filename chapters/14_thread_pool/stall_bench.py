@@ -88,10 +88,16 @@ def measure(members: int, extra_args: list[str]) -> dict[str, float]:
         probe.join()
     finally:
         server.stop()
-    latencies = sorted(probe.latencies)
+    return {"build": build_seconds, "del": del_seconds, **summarize(probe.latencies)}
+
+
+PING_COLUMNS = ("longest PING", "p99 PING", "median PING", "PINGs > 10 ms", "PINGs")
+
+
+def summarize(round_trips: list[float]) -> dict[str, float]:
+    """The probe's round trips (seconds): the longest, p99, median, how many, how many over 10 ms."""
+    latencies = sorted(round_trips)
     return {
-        "build": build_seconds,
-        "del": del_seconds,
         "max": latencies[-1],
         "p99": latencies[int(len(latencies) * 0.99)],
         "median": statistics.median(latencies),
@@ -100,13 +106,19 @@ def measure(members: int, extra_args: list[str]) -> dict[str, float]:
     }
 
 
+def ping_cells(figures: dict[str, float]) -> list[str]:
+    """summarize()'s figures as the cells of PING_COLUMNS."""
+    return [f"{figures['max'] * 1000:,.1f} ms", f"{figures['p99'] * 1000:,.2f} ms",
+            f"{figures['median'] * 1000:,.3f} ms", f"{figures['over_10ms']:,}", f"{figures['pings']:,}"]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=1_000_000)
     options = parser.parse_args()
     console = wide_console(110)
     table = Table(title=f"DEL of a {options.members:,}-member sorted set: the event loop's stalls")
-    for column in ("mode", "DEL reply", "longest PING", "p99 PING", "median PING", "PINGs > 10 ms", "PINGs"):
+    for column in ("mode", "DEL reply", *PING_COLUMNS):
         table.add_column(column, justify="left" if column == "mode" else "right")
     modes = [
         ("on the event loop (--lazy-free-threshold 0)", ["--lazy-free-threshold", "0"]),
@@ -117,15 +129,7 @@ def main() -> None:
         console.print(f"measuring: {name} (building the set first) ...")
         figures = measure(options.members, extra_args)
         console.print(f"  built in {figures['build']:.1f} s")
-        table.add_row(
-            name,
-            f"{figures['del'] * 1000:,.1f} ms",
-            f"{figures['max'] * 1000:,.1f} ms",
-            f"{figures['p99'] * 1000:,.2f} ms",
-            f"{figures['median'] * 1000:,.3f} ms",
-            f"{figures['over_10ms']:,}",
-            f"{figures['pings']:,}",
-        )
+        table.add_row(name, f"{figures['del'] * 1000:,.1f} ms", *ping_cells(figures))
     console.print(table)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from tests.support import ServerProcess, discover_chapters, server_command  # no
 from tools.bench import load_keys  # noqa: E402
 from tools.report import wide_console  # noqa: E402
 
-Probe = load_chapter_module(14, "stall_bench").Probe  # PINGs back to back, timing each
+stall_bench = load_chapter_module(14, "stall_bench")  # its Probe PINGs back to back, timing each
 
 
 def load_niced(port: int, keys: int) -> None:
@@ -51,7 +50,7 @@ def load_niced(port: int, keys: int) -> None:
 def measure(command: list[str], keys: int) -> dict[str, float]:
     server = ServerProcess(command, own_server=command[0] != "redis-server")
     try:
-        probe = Probe(server.port)
+        probe = stall_bench.Probe(server.port)
         probe.start()
         time.sleep(0.3)  # a baseline of ordinary round trips
         started = time.perf_counter()
@@ -65,15 +64,7 @@ def measure(command: list[str], keys: int) -> dict[str, float]:
         probe.join()
     finally:
         server.stop()
-    latencies = sorted(probe.latencies)
-    return {
-        "load": load_seconds,
-        "max": latencies[-1],
-        "p99": latencies[int(len(latencies) * 0.99)],
-        "median": statistics.median(latencies),
-        "pings": len(latencies),
-        "over_10ms": sum(1 for latency in latencies if latency > 0.010),
-    }
+    return {"load": load_seconds, **stall_bench.summarize(probe.latencies)}
 
 
 def main() -> None:
@@ -87,20 +78,12 @@ def main() -> None:
     targets.append(("real Redis", ["redis-server", "--save", "", "--appendonly", "no"]))
     console = wide_console(110)
     table = Table(title=f"{options.keys:,} keys loaded with pipelined SETs: the event loop's stalls")
-    for column in ("server", "load", "longest PING", "p99 PING", "median PING", "PINGs > 10 ms", "PINGs"):
+    for column in ("server", "load", *stall_bench.PING_COLUMNS):
         table.add_column(column, justify="left" if column == "server" else "right")
     for name, command in targets:
         console.print(f"measuring: {name} ...")
         figures = measure(command, options.keys)
-        table.add_row(
-            name,
-            f"{figures['load']:,.1f} s",
-            f"{figures['max'] * 1000:,.1f} ms",
-            f"{figures['p99'] * 1000:,.2f} ms",
-            f"{figures['median'] * 1000:,.3f} ms",
-            f"{figures['over_10ms']:,}",
-            f"{figures['pings']:,}",
-        )
+        table.add_row(name, f"{figures['load']:,.1f} s", *stall_bench.ping_cells(figures))
     console.print(table)
 
 
