@@ -124,7 +124,8 @@ SKIPPED = {
 
 def plain_client(conn: Any) -> bool:
     """Nothing the full path does around a command applies to this client
-    now. Asked once per batch, and again after any request the full path ran."""
+    now. Asked when a fast request comes: once per batch, again after
+    any request the full path ran."""
     client = chapter21.clients.get(conn)
     if client is None or not client.authenticated or client.reply != "on":
         return False
@@ -140,7 +141,7 @@ def plain_client(conn: Any) -> bool:
 
 
 def plain_writes() -> bool:
-    """A write would be neither refused, propagated, watched nor waited on."""
+    """A write would be neither refused, propagated nor watched."""
     return (
         append_only.aof is None
         and not STREAM.wants_units()
