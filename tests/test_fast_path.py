@@ -97,6 +97,18 @@ def test_a_subscriber_and_refused_writes_match_redis(empty_pair):
     assert received == expected
 
 
+def test_a_batch_stopped_by_a_full_output_resumes_in_order(server):
+    """Thirty GETs of 100 KB in one write pass the 1 MB of output after
+    which a client's requests wait (chapter 06's MAX_OUTPUT): the batch is
+    handed back to the parser midway and resumes as the replies drain."""
+    value = b"v" * 100_000
+    with server.connect() as client:
+        assert client.command("SET", "big", value) == b"+OK\r\n"
+        commands = [("GET", "big"), ("SET", "after", "x"), ("GET", "after")] * 30 + [("PING",)]
+        replies = run_pipeline(client, commands)
+    assert replies == [b"$100000\r\n" + value + b"\r\n", b"+OK\r\n", b"$1\r\nx\r\n"] * 30 + [b"+PONG\r\n"]
+
+
 def test_a_monitor_sees_fast_requests(server):
     with server.connect() as watcher, server.connect() as client:
         assert watcher.command("MONITOR") == b"+OK\r\n"
