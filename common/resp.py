@@ -154,7 +154,8 @@ class RequestParser:
         self._buffer += data
 
     def buffered(self) -> int:
-        """How many received bytes are not yet consumed."""
+        """How many received bytes are not yet consumed (requests handed
+        back with put_back count by their arguments' length)."""
         return len(self._buffer) - self._pos + self._ready_bytes
 
     def pending_bytes(self) -> int:
