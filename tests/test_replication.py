@@ -15,6 +15,7 @@ import time
 import pytest
 import redis
 
+from common.resp import encode_command
 from tests.support import launch, real_redis_on, state
 
 pytestmark = [pytest.mark.since(22), pytest.mark.readme("A replica of ours")]
@@ -345,3 +346,24 @@ def test_a_snapshot_bigger_than_the_replica_output_limit_still_arrives(server, t
         finally:
             ours.config_set("client-output-buffer-limit", limits)
             ours.config_set("repl-diskless-sync", "yes")
+
+
+def test_clients_in_wait_are_blocked_clients_as_in_redis(server, real_redis):
+    """A client in WAIT is a blocked client: INFO counts it (blocked_clients,
+    and clients_in_timeout_table with a timeout), CLIENT UNBLOCK answers it
+    with the count so far, or with Redis's error. With no replica, WAIT 1
+    waits for ever (or its timeout)."""
+
+    def run(target) -> list:
+        with target.connect() as first, target.connect() as second, target.connect() as observer:
+            ids = [int(client.command("CLIENT", "ID")[1:-2]) for client in (first, second)]
+            first.send(encode_command("WAIT", "1", "0"))
+            second.send(encode_command("WAIT", "1", "60000"))
+            wait_until(lambda: b"blocked_clients:2" in observer.command("INFO", "clients"), what="two clients in WAIT")
+            counted = [line for line in observer.command("INFO", "clients").split(b"\r\n") if b"timeout_table" in line]
+            return [counted, observer.command("CLIENT", "UNBLOCK", ids[0]), first.read_reply(),
+                    observer.command("CLIENT", "UNBLOCK", ids[1], "ERROR"), second.read_reply(),
+                    observer.command("CLIENT", "UNBLOCK", ids[0]), b"blocked_clients:0" in observer.command("INFO", "clients"),
+                    first.command("PING")]  # fmt: skip
+
+    assert run(server) == run(real_redis)

@@ -513,6 +513,24 @@ def disconnect(conn: Any) -> None:
     chapter14.clients_pending_write[id(conn)] = conn  # closed in before_sleep
 
 
+@dataclass(slots=True)
+class OtherBlocking:
+    """Clients blocked other than by chapter 17's blocking commands (a
+    server built on this one registers its kind: WAIT's): INFO counts them
+    (blocked_clients, clients_in_timeout_table), CLIENT UNBLOCK releases them."""
+
+    blocked: Callable[[], dict[Any, float]]  # connection -> its deadline (math.inf: none)
+    release: Callable[[Any, bool], None]  # answer it as if its time were up, or with the error (True)
+
+
+other_blocking: list[OtherBlocking] = []
+
+
+def blocked_elsewhere() -> dict[Any, float]:
+    """Every client blocked by a kind in other_blocking, with its deadline."""
+    return {conn: deadline for kind in other_blocking for conn, deadline in kind.blocked().items()}
+
+
 def client_unblock(args: list[bytes], out: ReplyBuffer) -> None:
     """CLIENT UNBLOCK id [TIMEOUT | ERROR]: a client parked by a blocking
     command (chapter 17's park) is answered as if its timeout passed, or
@@ -533,7 +551,10 @@ def client_unblock(args: list[bytes], out: ReplyBuffer) -> None:
     target = next((client.conn for client in clients.values() if client.conn.outgoing.client_id == target_id), None)
     record = chapter17.parked.get(id(target)) if target is not None else None
     if record is None:
-        out.integer(0)
+        kind = next((kind for kind in other_blocking if target in kind.blocked()), None)
+        if kind is not None:
+            kind.release(target, error)
+        out.integer(0 if kind is None else 1)
         return
     chapter17.unpark(record)
     target.blocked = False
@@ -742,11 +763,13 @@ def add_commands() -> None:
     admin.add_section("errorstats", lambda: {f"errorstat_{code}": f"count={count}"  # in code order, as Redis's rax
                                              for code, count in sorted(error_counts.items())}, after="modules")  # fmt: skip
     admin.extra_info.setdefault("stats", []).append(lambda: {"total_error_replies": total_errors})
+    admin.extra_info["clients"].append(lambda: {"blocked_clients": len(chapter17.parked) + len(blocked_elsewhere())})
     statistics = info.Info(admin, info.Sources(
         commands_processed=lambda: sum(spec.calls for spec in COMMANDS.commands.values()),
         largest_buffers=largest_buffers,
         clients_memory=clients_memory,
-        clients_with_timeout=lambda: sum(1 for blocked in chapter17.parked.values() if blocked.deadline != math.inf),
+        clients_with_timeout=lambda: sum(1 for blocked in chapter17.parked.values() if blocked.deadline != math.inf)
+        + sum(1 for deadline in blocked_elsewhere().values() if deadline != math.inf),
         aof_buffer=lambda: len(chapter16.append_only.aof.buffer) if chapter16.append_only.aof else 0,
         expiry_deadlines=some_deadlines,
     ))  # fmt: skip

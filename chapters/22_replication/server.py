@@ -372,6 +372,19 @@ def serve_waiting() -> None:
                 chapter17.woken.append(blocked.conn)
 
 
+def release_waiting(conn: Any, error: bool) -> None:
+    """CLIENT UNBLOCK of a client in WAIT (chapter 21's other_blocking):
+    the count so far, as if its time were up, or Redis's error."""
+    blocked = next(blocked for blocked in waiting if blocked.conn is conn)
+    waiting.remove(blocked)
+    conn.blocked = False
+    if error:
+        conn.outgoing.error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    else:
+        conn.outgoing.integer(replicas_acknowledging(blocked.offset))
+    chapter17.woken.append(conn)  # it goes on with what it sent meanwhile
+
+
 def next_wait_timeout_ms() -> int | None:
     """chapter 14's timers: when the soonest WAIT times out."""
     deadline = min((blocked.deadline for blocked in waiting), default=math.inf)
@@ -553,6 +566,8 @@ def add_commands() -> None:
     replica_side.take_waiting_clients = take_waiting_clients
     replica_side.wire(chapter14.ADMIN.config)
     chapter14.idle_exemptions.append(lambda conn: conn in STREAM.replicas or replica_side.is_master_client(conn))
+    chapter21.other_blocking.append(chapter21.OtherBlocking(lambda: {blocked.conn: blocked.deadline for blocked in waiting},
+                                                            release_waiting))  # fmt: skip
     chapter19.other_client_classes.append(lambda conn: "slave" if conn in STREAM.replicas else None)
     chapter21.more_client_flags.append(lambda conn: "S" if conn in STREAM.replicas else "")
     admin = chapter14.ADMIN
