@@ -129,6 +129,11 @@ class ServerProcess:
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"no {field} in /proc/{self.process.pid}/status")
 
+    def cpu_seconds(self) -> float:
+        """The server's user + system CPU time so far (fields 14 and 15 of /proc/<pid>/stat)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def assert_alive(self) -> None:
         code = self.process.poll()
         assert code is None, f"server died (exit status {code}):\n{self.output()}"

@@ -15,9 +15,11 @@ whichever was being measured.
 
 Reported: requests per second, as a ratio to the ceiling and to Redis in
 the same run; latency (p50, p99, max) of GET at -P 16, from the best round;
-and RSS per million keys after --keys SETs of distinct keys, on a fresh
-server. Only ratios within one run mean anything: the machine is shared
-and noisy.
+RSS per million keys after --keys SETs of distinct keys, on a fresh
+server; and the server's CPU per request of SET and GET (from
+/proc/<pid>/stat, the lowest round), steadier than requests per second on
+a machine whose other load moves both a server and its yardstick. Only
+ratios within one run mean anything: the machine is shared and noisy.
 
 Chapter 20 on, and Redis, also get redis-benchmark's own tests of lists,
 sets and hashes (LPUSH, LPOP, SADD, HSET, LRANGE_100) and the RSS of a
@@ -79,6 +81,7 @@ class Target:
     clients: int = CLIENTS
     rps: dict[tuple[str, int], float] = field(default_factory=dict)  # (test, pipeline) -> requests/s
     latency: dict[str, float] = field(default_factory=dict)  # GET -P 16: p50, p99, max in ms
+    cpu_us: dict[int, float] = field(default_factory=dict)  # pipeline -> server CPU per request of SET and GET, in us
     rss_per_million: float | None = None  # bytes
     port: int | None = None  # a peer that listens on a port of its own
     types: bool = False  # has lists, hashes and sets
@@ -124,7 +127,11 @@ def measure_round(target: Target, server: ServerProcess, requests: int) -> None:
     """One round of the tests; keep each one's best requests per second."""
     tests = "set,get" if target.kv else "ping_mbulk"
     for pipeline in PIPELINES:
-        for row in run_benchmark(server.port, tests, target.clients, pipeline, requests * pipeline, RANDOM_KEYS):
+        cpu_before = server.cpu_seconds()
+        rows = run_benchmark(server.port, tests, target.clients, pipeline, requests * pipeline, RANDOM_KEYS)
+        cpu_us = (server.cpu_seconds() - cpu_before) / (len(rows) * requests * pipeline) * 1e6
+        target.cpu_us[pipeline] = min(cpu_us, target.cpu_us.get(pipeline, cpu_us))
+        for row in rows:
             rps = float(row[1])
             if rps <= target.rps.get((row[0], pipeline), 0.0):
                 continue
@@ -239,6 +246,7 @@ def main() -> None:
         table.add_column(f"{test} -P {pipeline}", justify="right", no_wrap=True)
     table.add_column("GET -P 16 ms\np50/p99/max", justify="right", no_wrap=True)
     table.add_column("RSS / 1M keys", justify="right", no_wrap=True)
+    table.add_column("CPU us / request\n-P 1 / -P 16", justify="right", no_wrap=True)
     for target in targets:
         cells = []
         for test, pipeline in columns:
@@ -257,6 +265,9 @@ def main() -> None:
         rss = target.rss_per_million
         rss_cell = "-" if rss is None else f"{rss / 2**20:.0f} MB\n{ratio(rss, redis_.rss_per_million)} x Redis"
         cells.append(rss_cell)
+        cells.append(" / ".join(f"{target.cpu_us[p]:.1f}" if p in target.cpu_us else "-" for p in PIPELINES)
+                     + "\n" + " / ".join(ratio(target.cpu_us.get(p), ceiling.cpu_us.get(p)) for p in PIPELINES)
+                     + " x ceiling")  # fmt: skip
         table.add_row(target.name, *cells)
     console.print(table)
     if with_types:

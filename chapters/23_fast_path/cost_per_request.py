@@ -19,7 +19,6 @@ each on a fresh server:
 from __future__ import annotations
 
 import argparse
-import os
 import pstats
 import subprocess
 import sys
@@ -32,13 +31,6 @@ sys.path.insert(0, str(ROOT))
 from tests.support import ServerProcess, discover_chapters  # noqa: E402
 
 CLIENTS, KEYS = 50, 100_000
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far (fields 14 and 15 of /proc/pid/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def benchmark(port: int, test: str, requests: int, pipeline: int) -> None:
@@ -55,9 +47,9 @@ def cpu_per_request(server: Path, requests: int, pipeline: int) -> float:
     """Microseconds of the server's CPU per request of SET then GET, unprofiled."""
     process = ServerProcess([sys.executable, str(server), *server_options(server)])
     try:
-        before = cpu_seconds(process.process.pid)
+        before = process.cpu_seconds()
         benchmark(process.port, "set,get", requests, pipeline)
-        return (cpu_seconds(process.process.pid) - before) / (2 * requests) * 1e6
+        return (process.cpu_seconds() - before) / (2 * requests) * 1e6
     finally:
         process.stop()
 
