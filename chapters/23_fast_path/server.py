@@ -41,7 +41,6 @@ Redis's suite run on this chapter as on chapter 22.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from time import perf_counter_ns  # a global name: one lookup less per request than time.perf_counter_ns
 from typing import Any
@@ -158,7 +157,7 @@ def process_input(conn: Any) -> None:
     parser, out = conn.parser, conn.outgoing
     plain: bool | None = None  # asked when a fast request comes; again after any full-path one
     writes = False
-    last: list[bytes] | None = None  # the last request run fast
+    last: tuple[bytes, Any, list[bytes]] | None = None  # the last request run fast: (name, spec, request)
     slow_ns = watching.slowlog.slower_than * 1000 if watching.slowlog.slower_than >= 0 else None
     started = 0
     while chapter14.may_execute(conn) and (batch := parser.next_requests()):
@@ -167,10 +166,12 @@ def process_input(conn: Any) -> None:
                 parser.put_back(batch[index:])
                 break
             found = fast_table.get(request[0]) or fast_table.get(request[0].lower())  # as clients send it: no lower()
-            if found is not None and found[0] == len(request) and plain is None:
+            if found is not None and found[0] != len(request):
+                found = None  # not in its plainest form
+            if found is not None and plain is None:
                 plain = plain_client(conn)
                 writes = plain and plain_writes()
-            if found is None or found[0] != len(request) or not plain or (found[1].writes and not writes):
+            if found is None or not plain or (found[1].writes and not writes):
                 last = None  # the full path notes its own request
                 chapter14.process_request(conn, request)  # after QUIT, the client is closing: the check above stops
                 plain = None
@@ -196,20 +197,11 @@ def process_input(conn: Any) -> None:
             if slow_ns is not None and elapsed >= slow_ns:
                 COMMANDS.last_call_ns, COMMANDS.request_name = elapsed, request[0]
                 watching.log_if_slow(name, spec, request[1:], out, reply_start)
-            last = request
-    if last is not None:
-        note_last_command(conn, last)
-
-
-def note_last_command(conn: Any, request: list[bytes]) -> None:
-    """What chapter 21's note_command and note_output_peak would have left
-    after the batch's last fast request."""
-    client = chapter21.clients[conn]
-    client.last_command = request[0].lower().decode(errors="replace")
-    client.last_interaction = time.time()
-    client.argv_memory = sum(map(len, request))
-    if len(conn.outgoing) > client.output_peak:
-        client.output_peak = len(conn.outgoing)
+            last = (name, spec, request)
+    if last is not None:  # chapter 21's note_command and note_output_peak, once, for the last fast request
+        name, spec, request = last
+        chapter21.note_command(name, spec, request[1:], out)
+        chapter21.note_output_peak(name, spec, request[1:], out, len(out))
 
 
 def add_commands() -> None:
