@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import pstats
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,13 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.support import ServerProcess, discover_chapters  # noqa: E402
+from tools.bench import run_benchmark  # noqa: E402
 
 CLIENTS, KEYS = 50, 100_000
-
-
-def benchmark(port: int, test: str, requests: int, pipeline: int) -> None:
-    subprocess.run(["redis-benchmark", "-p", str(port), "-c", str(CLIENTS), "-P", str(pipeline), "-n", str(requests),
-                    "-r", str(KEYS), "-t", test, "-q"], check=True, capture_output=True, timeout=900)  # fmt: skip
 
 
 def server_options(server: Path) -> list[str]:
@@ -48,7 +43,7 @@ def cpu_per_request(server: Path, requests: int, pipeline: int) -> float:
     process = ServerProcess([sys.executable, str(server), *server_options(server)])
     try:
         before = process.cpu_seconds()
-        benchmark(process.port, "set,get", requests, pipeline)
+        run_benchmark(process.port, "set,get", CLIENTS, pipeline, requests, KEYS)
         return (process.cpu_seconds() - before) / (2 * requests) * 1e6
     finally:
         process.stop()
@@ -59,7 +54,7 @@ def profile(server: Path, requests: int, pipeline: int) -> pstats.Stats:
     with tempfile.TemporaryDirectory() as directory:
         output = Path(directory) / "profile"
         process = ServerProcess([sys.executable, "-m", "cProfile", "-o", str(output), str(server), *server_options(server)])
-        benchmark(process.port, "set,get", requests, pipeline)
+        run_benchmark(process.port, "set,get", CLIENTS, pipeline, requests, KEYS)
         process.stop()  # SIGTERM: the server exits, and cProfile writes its file
         return pstats.Stats(str(output))
 
