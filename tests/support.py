@@ -467,7 +467,8 @@ def require_tool(name: str) -> str:
 
 def parse_reply(data: bytes) -> Any:
     """One RESP2 or RESP3 reply, as Python values (an error as the
-    exception object, a map as a list of pairs): what a test compares when
+    exception object, a map as a list of pairs, a verbatim string as its
+    text): what a test compares when
     the order of a reply's elements is the server's own (SMEMBERS)."""
     value, end = _parse_at(data, 0)
     assert end == len(data), f"trailing bytes after a reply: {data[end:]!r}"
@@ -487,9 +488,10 @@ def _parse_at(data: bytes, position: int) -> tuple[Any, int]:
         return line == b"t", position
     if kind == b"_" or (kind in (b"$", b"*") and line == b"-1"):
         return None, position
-    if kind == b"$":
+    if kind in (b"$", b"="):  # a verbatim string (RESP3's INFO) as its text, without its "txt:" format
         length = int(line)
-        return data[position : position + length], position + length + 2
+        text = data[position : position + length]
+        return text[4:] if kind == b"=" else text, position + length + 2
     items = []
     for _ in range(int(line) * (2 if kind == b"%" else 1)):
         item, position = _parse_at(data, position)

@@ -21,6 +21,7 @@ import pytest
 
 from common.resp import encode_command
 from tests.support import ROOT, RawClient, ReplyMismatch
+from tests.test_client_commands import info_fields
 
 pytestmark = [pytest.mark.since(23), pytest.mark.readme("The fast path")]
 
@@ -41,15 +42,15 @@ def stats(client: RawClient) -> dict[str, str]:
     """INFO's commandstats (without times, nor CLIENT and CONFIG), errorstats and keyspace hits and misses."""
     found = {}
     for section in ("commandstats", "errorstats", "stats"):
-        for line in client.command("INFO", section).decode().split("\r\n"):
-            name, _, value = line.partition(":")
-            if name.startswith(("cmdstat_client", "cmdstat_config")):
-                continue  # counted per subcommand in Redis (cmdstat_client|reply), per command here
-            if name.startswith("cmdstat_"):
-                fields = dict(item.split("=") for item in value.split(","))
-                found[name] = ",".join(f"{field}={fields[field]}" for field in ("calls", "rejected_calls", "failed_calls"))
-            elif name.startswith("errorstat_") or name in ("keyspace_hits", "keyspace_misses", "total_error_replies"):
-                found[name] = value
+        for fields in info_fields(client, section).values():
+            for name, value in fields.items():
+                if name.startswith(("cmdstat_client", "cmdstat_config")):
+                    continue  # counted per subcommand in Redis (cmdstat_client|reply), per command here
+                if name.startswith("cmdstat_"):
+                    counts = dict(item.split("=") for item in value.split(","))
+                    found[name] = ",".join(f"{count}={counts[count]}" for count in ("calls", "rejected_calls", "failed_calls"))
+                elif name.startswith("errorstat_") or name in ("keyspace_hits", "keyspace_misses", "total_error_replies"):
+                    found[name] = value
     return found
 
 

@@ -763,6 +763,7 @@ def add_commands() -> None:
     admin.add_section("errorstats", lambda: {f"errorstat_{code}": f"count={count}"  # in code order, as Redis's rax
                                              for code, count in sorted(error_counts.items())}, after="modules")  # fmt: skip
     admin.extra_info.setdefault("stats", []).append(lambda: {"total_error_replies": total_errors})
+    # Registered after chapter 17's count of its own parked clients, which it replaces with every kind's.
     admin.extra_info["clients"].append(lambda: {"blocked_clients": len(chapter17.parked) + len(blocked_elsewhere())})
     statistics = info.Info(admin, info.Sources(
         commands_processed=lambda: sum(spec.calls for spec in COMMANDS.commands.values()),
