@@ -205,13 +205,13 @@ class HMap(Generic[N]):
         nodes: list[N] = []
         if self._older is None:
             _collect(self._newer[cursor & self._newer_mask], nodes)
-            return nodes, _next_cursor(cursor, self._newer_mask)
+            return nodes, next_cursor(cursor, self._newer_mask)
         small, small_mask = self._older, self._older_mask  # while resizing, the older is the smaller
         big, big_mask = self._newer, self._newer_mask
         _collect(small[cursor & small_mask], nodes)
         while True:
             _collect(big[cursor & big_mask], nodes)
-            cursor = _next_cursor(cursor, big_mask)
+            cursor = next_cursor(cursor, big_mask)
             if not cursor & (small_mask ^ big_mask):  # back to the next bucket of the smaller table
                 return nodes, cursor
 
@@ -328,7 +328,7 @@ def _collect(node: Any, nodes: list[Any]) -> None:
         node = node.hnext
 
 
-def _next_cursor(cursor: int, mask: int) -> int:
+def next_cursor(cursor: int, mask: int) -> int:
     """Add 1 to the cursor's masked bits read in reverse (the highest bit of
     the mask is the lowest of the count); 0 once they have all wrapped."""
     cursor |= ~mask & ((1 << CURSOR_BITS) - 1)  # unmasked bits set: the carry runs past them

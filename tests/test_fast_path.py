@@ -151,6 +151,7 @@ chapter23.add_commands()
 commands, chapter14 = chapter23.COMMANDS, chapter23.chapter14
 registered = {name: getattr(commands, name) for name in chapter23.SKIPPED if hasattr(commands, name)}
 registered["command_processed_tasks"] = chapter14.command_processed_tasks
+registered["keyspace_listeners"] = chapter14.keyspace_listeners
 for kind, hooks in registered.items():
     names = {f"{hook.__module__}.{hook.__qualname__}" for hook in hooks}
     if names != set(chapter23.SKIPPED[kind]):

@@ -110,8 +110,21 @@ class Expiry(HNode):
 
 
 keyspace = HMap()  # key -> Entry
+# What makes a keyspace table (here and for FLUSHALL ASYNC's fresh one).
+# A server built on this one may keep its keys in another kind of table,
+# with HMap's interface and Entries as its nodes (use_keyspace_table).
+new_keyspace_table: Callable[[], Any] = HMap
 expires = HMap()  # key -> Expiry, for the keys that have a TTL
 expiry_heap = Heap()  # those same Expiry objects, soonest deadline on top
+
+
+def use_keyspace_table(make: Callable[[], Any]) -> None:
+    """Keep the keys in tables `make()` builds from now on (before any key exists)."""
+    global keyspace, new_keyspace_table
+    assert not keyspace, "the keyspace table changes while it is empty"
+    new_keyspace_table, keyspace = make, make()
+
+
 # Set up by main(): the pool that frees large values, None if disabled.
 worker_pool: ThreadPool | None = None
 lazy_free_threshold = DEFAULT_LAZY_FREE_THRESHOLD
@@ -224,7 +237,7 @@ def free_keyspace_in_slices(old_keyspace: HMap, old_expires: HMap, old_heap: Hea
     old_heap.clear()
     while nodes:
         for node in nodes[-DEFAULT_FREE_SLICE:]:
-            if type(node) is Entry and type(node.value) is not bytes:
+            if isinstance(node, Entry) and type(node.value) is not bytes:
                 free_in_slices(node.value, counted=0)
         del nodes[-DEFAULT_FREE_SLICE:]  # the last references to these nodes
         time.sleep(0)
@@ -459,7 +472,7 @@ def flushdb(args: list[bytes], out: ReplyBuffer) -> None:
         return
     if mode == b"async" and worker_pool is not None:
         worker_pool.submit(free_keyspace_in_slices, keyspace, expires, expiry_heap)
-        keyspace, expires, expiry_heap = HMap(), HMap(), Heap()
+        keyspace, expires, expiry_heap = new_keyspace_table(), HMap(), Heap()
     else:
         for entry in keyspace:
             discard(entry.value)

@@ -29,6 +29,11 @@ A client's requests go through `process_input` (registered into chapter
   the client is asked again whether it is plain when its next fast
   request comes (MULTI, for one, just made it not).
 
+The keys live in compact_keyspace.py's table (registered with chapter
+14's use_keyspace_table): two lists of keys and values, no object per
+key. GET and SET read and write it inline here while no key has a TTL;
+chapter 14's functions see its keys through handles, as Entries.
+
 SKIPPED says, for every hook registered around a command, why the fast
 path may skip it; a test fails when a hook is added without a line
 there. The replies are the command functions' own: every test and
@@ -49,10 +54,11 @@ from typing import Any
 # `common` imports when this file is run as a script.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from common.chapters import load_chapter  # noqa: E402
+from common.chapters import load_chapter, load_chapter_module  # noqa: E402
 from common.commands import ERROR_MARK  # noqa: E402
 
 chapter22 = load_chapter(22)  # the server this chapter speeds up: everything before it
+compact_keyspace = load_chapter_module(23, "compact_keyspace")
 chapter21 = chapter22.chapter21
 chapter19, chapter17, chapter16, chapter14 = chapter21.chapter19, chapter21.chapter17, chapter21.chapter16, chapter21.chapter14
 chapter18 = chapter21.chapter18
@@ -66,7 +72,9 @@ MAX_OUTPUT = chapter14.MAX_OUTPUT
 # effects are the keyspace's and the hooks' below. A request takes the
 # fast path only in its plainest form (SET without options), which its
 # exact arity picks out; any other goes the full way.
-FAST_COMMANDS = {b"get": 2, b"set": 3, b"ping": 1}
+GET, SET = b"get", b"set"  # the two the loop runs itself (a name from fast_table *is* one of these)
+FAST_COMMANDS = {GET: 2, SET: 3, b"ping": 1}
+WRONGTYPE = chapter14.WRONGTYPE
 # Their specs by name, in lower and upper case (as clients send them, so
 # that the name need not be lowered): (arity, spec, lower-case name).
 fast_table: dict[bytes, tuple[int, Any, bytes]] = {}
@@ -115,6 +123,10 @@ SKIPPED = {
         "chapter21.count_rejection": "the fast path refuses nothing",
         "chapter21.drop_muted_error": "the fast path refuses nothing",
     },
+    "keyspace_listeners": {
+        "chapter19.publish_keyspace_event": "told by a fast SET while notify-keyspace-events is on",
+        "chapter22.propagate_expiry": "hears expired keys only, which a fast SET or GET does not make",
+    },
     "command_processed_tasks": {
         "chapter22_replica.master_command_processed": "plain: this server is a master, so no client is its master",
     },
@@ -159,6 +171,8 @@ def process_input(conn: Any) -> None:
     writes = False
     last: tuple[bytes, Any, list[bytes]] | None = None  # the last request run fast: (name, spec, request)
     slow_ns = watching.slowlog.slower_than * 1000 if watching.slowlog.slower_than >= 0 else None
+    keyspace, traffic = chapter14.keyspace, chapter14.ADMIN.traffic
+    events = bool(chapter19.notify_classes)  # keyspace events to publish: SET tells chapter 14's listeners
     started = 0
     while chapter14.may_execute(conn) and (batch := parser.next_requests()):
         for index, request in enumerate(batch):
@@ -175,13 +189,35 @@ def process_input(conn: Any) -> None:
                 last = None  # the full path notes its own request
                 chapter14.process_request(conn, request)  # after QUIT, the client is closing: the check above stops
                 plain = None
+                keyspace, events = chapter14.keyspace, bool(chapter19.notify_classes)  # FLUSHALL ASYNC, CONFIG SET
                 continue
             _, spec, name = found
             COMMANDS.current = spec  # lookup_live counts a read's hits and misses by it
             reply_start = len(out)
             if last is None:  # the first of a run of fast requests: its own start
                 started = perf_counter_ns()
-            spec.function(request[1:], out)
+            if name is GET and not chapter14.expires:  # chapter 14's get, on the table's values: no handle
+                value = keyspace.value_of(request[1])
+                if value is None:
+                    traffic.keyspace_misses += 1
+                    out.null()
+                else:
+                    traffic.keyspace_hits += 1
+                    if type(value) is bytes:
+                        out.bulk(value)
+                    else:
+                        out.error(WRONGTYPE)
+            elif name is SET and not chapter14.expires:  # chapter 14's set_plain: no handle, no Entry
+                old = keyspace.store(request[1], request[2])
+                if old is not None and type(old) is not bytes:
+                    chapter14.discard(old)  # a collection it replaced
+                if events:  # add_entry's "new", set_plain's "set"
+                    if old is None:
+                        chapter14.notify_keyspace_event("n", "new", request[1])
+                    chapter14.notify_keyspace_event("$", "set", request[1])
+                out += b"+OK\r\n"
+            else:  # PING, or a key with a TTL to look at: the command itself
+                spec.function(request[1:], out)
             now = perf_counter_ns()
             elapsed, started = now - started, now  # one clock read per request after it: its end starts the next
             spec.calls += 1
@@ -207,6 +243,7 @@ def process_input(conn: Any) -> None:
 def add_commands() -> None:
     """Chapter 22's server, its requests run through process_input."""
     chapter22.add_commands()
+    chapter14.use_keyspace_table(compact_keyspace.CompactKeyspace)
     for name, arity in FAST_COMMANDS.items():
         fast_table[name] = fast_table[name.upper()] = (arity, COMMANDS.commands[name], name)
     chapter14.input_processors.append(process_input)

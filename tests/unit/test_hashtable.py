@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from common.hashtable import MAX_LOAD_FACTOR, REHASH_WORK, HMap, HNode
+from tests.unit.scan_checks import keys_returned_while_growing, keys_seen_amid_changes, whole_scan
 
 pytestmark = pytest.mark.since(8)
 
@@ -250,38 +251,26 @@ def test_scan_returns_every_key_present_throughout_despite_resizes(initial, oper
     hmap: HMap = HMap()
     for key in initial:
         hmap.insert(Item(key))
-    seen: set[int] = set()
-    popped: set[int] = set()
-    cursor, calls = 0, 0
-    for operation, key in operations:
-        if operation == "insert" and hmap.lookup(key) is None:
-            hmap.insert(Item(key))
-        elif operation == "pop" and hmap.pop(key) is not None:
-            popped.add(key)
-        elif operation == "scan":
-            nodes, cursor = hmap.scan(cursor)
-            seen.update(node.key for node in nodes)
-            calls += 1
-            if cursor == 0:
-                break
-    while cursor or not calls:  # finish the scan, the map left alone
-        nodes, cursor = hmap.scan(cursor)
-        seen.update(node.key for node in nodes)
-        calls += 1
-        assert calls <= 4 * hmap.capacity + len(operations), "the scan does not end"
+    seen, popped = keys_seen_amid_changes(lambda key: add(hmap, key), lambda key: hmap.pop(key) is not None,
+                                          lambda cursor: scan_keys(hmap, cursor), operations, 4 * hmap.capacity)  # fmt: skip
     assert initial - popped <= seen
+
+
+def add(hmap: HMap, key: int) -> None:
+    if hmap.lookup(key) is None:
+        hmap.insert(Item(key))
+
+
+def scan_keys(hmap: HMap, cursor: int) -> tuple[list[int], int]:
+    nodes, cursor = hmap.scan(cursor)
+    return [node.key for node in nodes], cursor
 
 
 @pytest.mark.since(17)
 def test_scan_of_a_map_left_alone_mid_resize_returns_each_key_once():
     hmap = map_mid_resize()
     assert hmap.is_resizing()  # both tables are walked
-    keys, cursor = [], 0
-    while True:
-        nodes, cursor = hmap.scan(cursor)
-        keys += [node.key for node in nodes]
-        if cursor == 0:
-            break
+    keys = whole_scan(lambda cursor: scan_keys(hmap, cursor))
     assert sorted(keys) == list(range(len(hmap)))
     assert HMap().scan(0) == ([], 0)
 
@@ -296,17 +285,8 @@ def test_scan_while_the_table_grows_returns_no_key_twice(initial, inserts, inser
     hmap: HMap = HMap()
     for key in initial:
         hmap.insert(Item(key))
-    returned: list[int] = []
-    cursor = 0
-    while True:
-        for key in inserts[:inserts_per_call]:
-            if hmap.lookup(key) is None:
-                hmap.insert(Item(key))
-        del inserts[:inserts_per_call]
-        nodes, cursor = hmap.scan(cursor)
-        returned += [node.key for node in nodes]
-        if cursor == 0:
-            break
+    returned = keys_returned_while_growing(lambda key: add(hmap, key), lambda cursor: scan_keys(hmap, cursor),
+                                           inserts, inserts_per_call)  # fmt: skip
     assert len(returned) == len(set(returned))
     assert initial <= set(returned)
 
