@@ -160,3 +160,28 @@ for kind, hooks in registered.items():
     result = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "", "hooks the fast path does not account for:\n" + result.stdout
+
+
+def test_the_keyspace_keeps_no_object_per_key():
+    """Chapter 23's keyspace (compact_keyspace.py): ten thousand keys set
+    through chapter 14's own SET leave no object for the garbage collector
+    to track (chapter 08's table keeps an Entry per key)."""
+    script = """
+import gc, sys
+sys.path.insert(0, sys.argv[1])
+from common.chapters import load_chapter
+from common.resp3 import ReplyBuffer
+chapter23 = load_chapter(23)
+chapter23.add_commands()
+chapter14 = chapter23.chapter14
+gc.collect()
+before = len(gc.get_objects())
+for number in range(10_000):
+    chapter14.set_([b"key:%d" % number, b"x"], ReplyBuffer())
+gc.collect()
+print(len(chapter14.keyspace), len(gc.get_objects()) - before)
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    keys, tracked = map(int, result.stdout.split())
+    assert keys == 10_000 and tracked < 100, f"{tracked} more tracked objects for {keys} keys"

@@ -25,10 +25,10 @@ What stays as in chapter 08 (and Redis):
   its keys are in the run of full slots that starts there, so one SCAN
   step walks that run and keeps the keys whose home it is. The cursor's
   low SEGMENT_BITS say which segment, the rest where in it: the segments
-  are scanned one after the other. Deleting from
-  the newer table shifts later keys of a run back (no tombstones) but
-  never before their home: a key keeps its bucket until a resize, which
-  the reverse-binary cursor survives as chapter 17 explains.
+  are scanned one after the other. Deleting from the newer table shifts
+  later keys of a run back (no tombstones) but never before their home: a
+  key keeps its bucket until a resize, which the reverse-binary cursor
+  survives as chapter 17 explains.
 * The same interface as HMap (lookup, insert, pop, scan, random_node,
   iteration, len, clear), so chapter 14's keyspace functions and every
   command written against them work unchanged on it: their nodes are
