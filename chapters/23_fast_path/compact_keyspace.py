@@ -278,7 +278,18 @@ class CompactKeyspace:
 
     def value_of(self, key: bytes) -> Any:
         """The value at `key`, or None."""
-        return self.segments[hash(key) >> SEGMENT_SHIFT & self.select].value_of(key)
+        hcode = hash(key)
+        segment = self.segments[hcode >> SEGMENT_SHIFT & self.select]
+        if segment.older_keys is not None:  # migrating: both tables to search, and a step of the move
+            return segment.value_of(key)
+        # Segment.value_of's search, inline: GET's every call, two calls fewer.
+        keys, mask = segment.keys, segment.mask
+        index = hcode & mask
+        while (found := keys[index]) is not None:
+            if found is key or found == key:
+                return segment.values[index]
+            index = (index + 1) & mask
+        return None
 
     def store(self, key: bytes, value: Any) -> Any:
         """Set `key` to `value`; the value it replaced, or None if it is new."""
