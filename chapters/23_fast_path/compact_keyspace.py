@@ -45,7 +45,9 @@ The fast path (server.py) does not ask for handles: `value_of` and
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import Any
 
 from common.chapters import load_chapter
@@ -282,7 +284,7 @@ class CompactKeyspace:
         segment = self.segments[hcode >> SEGMENT_SHIFT & self.select]
         if segment.older_keys is not None:  # migrating: both tables to search, and a step of the move
             return segment.value_of(key)
-        # Segment.value_of's search, inline: GET's every call, two calls fewer.
+        # probe()'s search, inline: GET's every call, two calls fewer.
         keys, mask = segment.keys, segment.mask
         index = hcode & mask
         while (found := keys[index]) is not None:
@@ -338,19 +340,12 @@ class CompactKeyspace:
         if not len(self):
             return None
         tables = [table for segment in self.segments for table in segment.tables()]
-        total = sum(len(keys) for keys, _ in tables)
-        table, slot = 0, -1
-        for attempt in range(RANDOM_TRIES + total):
-            if attempt < RANDOM_TRIES:
-                slot = rng.randrange(total)
-                table = 0
-                while slot >= len(tables[table][0]):
-                    slot -= len(tables[table][0])
-                    table += 1
-            else:  # the next slot, into the next table past the end of one
-                slot += 1
-                if slot == len(tables[table][0]):
-                    table, slot = (table + 1) % len(tables), 0
+        ends = list(accumulate(len(keys) for keys, _ in tables))  # one numbering of every table's slots
+        index = 0
+        for attempt in range(RANDOM_TRIES + ends[-1]):
+            index = rng.randrange(ends[-1]) if attempt < RANDOM_TRIES else (index + 1) % ends[-1]
+            table = bisect_right(ends, index)
+            slot = index - (ends[table - 1] if table else 0)
             keys, values = tables[table]
             key = keys[slot]
             if key is not None and key is not GONE:

@@ -6,10 +6,10 @@ does not hold this one's GIL), loads --keys keys with pipelined SETs
 (10,000 per write, as make bench loads them), at the lowest CPU priority. The longest round trip is the longest time the
 event loop served nobody else: one read's worth of SETs (the server reads
 16 KB at a time, about 400 SETs), and whatever else the load sets off:
-the keyspace's table doubling (chapter 08's progressive resize: the new
-table is allocated at once, 8 bytes a bucket, then filled a step at a
-time), the garbage collector (frozen after each collection: common/net.py's
-freeze_survivors).
+the keyspace's table doubling (its new table is allocated at once, then
+filled a step at a time: chapter 22's one table of 8 bytes a bucket,
+chapter 23's segment of 16 bytes a slot), the garbage collector (frozen
+after each collection: common/net.py's freeze_survivors).
 
     .venv/bin/python chapters/23_fast_path/load_stall_bench.py [--keys 1000000]
 

@@ -55,7 +55,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.chapters import load_chapter, load_chapter_module  # noqa: E402
-from common.commands import ERROR_MARK  # noqa: E402
+from common.commands import ERROR_MARK, WRONGTYPE  # noqa: E402
 
 chapter22 = load_chapter(22)  # the server this chapter speeds up: everything before it
 compact_keyspace = load_chapter_module(23, "compact_keyspace")
@@ -74,7 +74,6 @@ MAX_OUTPUT = chapter14.MAX_OUTPUT
 # exact arity picks out; any other goes the full way.
 GET, SET = b"get", b"set"  # the two the loop runs itself (a name from fast_table *is* one of these)
 FAST_COMMANDS = {GET: 2, SET: 3, b"ping": 1}
-WRONGTYPE = chapter14.WRONGTYPE
 # Their specs by name, in lower and upper case (as clients send them, so
 # that the name need not be lowered): (arity, spec, lower-case name).
 fast_table: dict[bytes, tuple[int, Any, bytes]] = {}

@@ -1,5 +1,5 @@
 """Chapter 23's compact keyspace: against a dict model, its progressive
-resize in slices, SCAN's guarantee, and the handles chapter 14 sees."""
+resize, SCAN's guarantee, and the handles chapter 14 sees."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def check_structure(table: CompactKeyspace) -> None:
 
 
 class CompactMachine(RuleBasedStateMachine):
-    """Random stores, lookups and pops, with slices small enough that the
-    growing and the migration each take several operations."""
+    """Random stores, lookups and pops (the test makes each migration take
+    several operations)."""
 
     def __init__(self) -> None:
         super().__init__()
