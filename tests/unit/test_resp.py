@@ -195,6 +195,24 @@ def test_the_fast_path_parses_exactly_as_the_incremental_one(stream, cuts):
     assert batch_outcome(split_at(stream, cuts), take=len(cuts) % 3) == expected
 
 
+# The same request many times over, as a pipeline sends it: the batch path
+# checks a run of requests with one header at once (up to RUN at a time).
+runs = st.lists(st.tuples(pieces, st.integers(1, 40)), min_size=1, max_size=4).map(
+    lambda repeated: b"".join(piece * times for piece, times in repeated)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=runs, cuts=st.lists(st.integers(0, 3000), max_size=4))
+@example(stream=encode_command("GET", "k") * 3 + encode_command("SET", "k", "v"), cuts=[])  # the run ends at a new header
+@example(stream=encode_command("SET", "k", "v") * 40 + encode_command("SET", "k", b"v" * 2000) * 3, cuts=[])
+@example(stream=(encode_command("SET", "k", "v") * 31 + encode_command("SET", "k", b"v" * 2000)) * 3, cuts=[])
+def test_runs_of_like_requests_parse_as_one_at_a_time(stream, cuts):
+    expected = outcome(IncrementalOnly(), [stream])
+    assert batch_outcome(split_at(stream, cuts), take=0) == expected
+    assert batch_outcome(split_at(stream, cuts), take=len(cuts) + 1) == expected
+
+
 def batch_outcome(chunks: list[bytes], take: int) -> tuple[list[list[bytes]], str | None]:
     """outcome() through next_requests, as chapter 23 reads a batch: after
     each feed, batches until none; of each batch run only `take` requests
