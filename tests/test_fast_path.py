@@ -81,6 +81,17 @@ def test_a_pipeline_mixing_fast_and_full_requests_matches_redis(empty_pair):
     assert stats(ours) == stats(theirs)
 
 
+def test_fast_writes_count_toward_the_save_rules_in_order(empty_pair):
+    """The fast path counts its writes per batch: those before a SAVE in
+    the same pipeline are saved by it, those after it are not."""
+    commands = [("SET", "a", "1"), ("SET", "b", "2"), ("SAVE",), ("SET", "c", "3"), ("GET", "c"), ("SET", "d", "4")]
+    changes = []
+    for client in empty_pair:
+        assert run_pipeline(client, commands)[2] == b"+OK\r\n"
+        changes.append(info_fields(client, "persistence")["Persistence"]["rdb_changes_since_last_save"])
+    assert changes[0] == changes[1] == "2"
+
+
 def test_a_subscriber_and_refused_writes_match_redis(empty_pair):
     """What turns the fast path off between two requests of one pipeline:
     a RESP2 subscribed context (GET refused, PING answered as a push),

@@ -180,14 +180,15 @@ def saved(changes_included: int) -> None:
     last_bgsave_ok = True
 
 
-def note_change(name: bytes) -> None:
-    """A write changed the keyspace: one more change toward the save rules.
-    FLUSHALL saves at once, as Redis does, if there are rules: a restart
-    before the next BGSAVE would otherwise bring every key back."""
+def note_change(name: bytes, count: int = 1) -> None:
+    """A write changed the keyspace: one more change toward the save rules
+    (`count` more: writes counted together). FLUSHALL saves at once, as
+    Redis does, if there are rules: a restart before the next BGSAVE would
+    otherwise bring every key back."""
     global changes_since_save
     if name == b"flushall" and settings.save_rules:
         save_now()
-    changes_since_save += 1
+    changes_since_save += count
 
 
 def bgsave(args: list[bytes], out: ReplyBuffer) -> None:

@@ -295,7 +295,23 @@ class CompactKeyspace:
 
     def store(self, key: bytes, value: Any) -> Any:
         """Set `key` to `value`; the value it replaced, or None if it is new."""
-        return self.segments[hash(key) >> SEGMENT_SHIFT & self.select].store(key, value)
+        hcode = hash(key)
+        segment = self.segments[hcode >> SEGMENT_SHIFT & self.select]
+        if segment.older_keys is not None:  # migrating: both tables to search, and a step of the move
+            return segment.store(key, value)
+        # Segment.store for a table not migrating, with probe()'s search inline: SET's every call, two calls fewer.
+        keys, values, mask = segment.keys, segment.values, segment.mask
+        index = hcode & mask
+        while (found := keys[index]) is not None:
+            if found is key or found == key:
+                old, values[index] = values[index], value
+                return old
+            index = (index + 1) & mask
+        keys[index], values[index] = key, value
+        segment.size += 1
+        if segment.size > MAX_LOAD * (mask + 1):
+            segment.start_migrating()
+        return None
 
     # --- nodes: HMap's interface, for chapter 14's functions -------------------------------
 

@@ -108,7 +108,7 @@ SKIPPED = {
         "chapter22.propagate_publish": "PUBLISH is not a fast command",
     },
     "after_write": {
-        "chapter16.after_write": "plain writes: no AOF, no replication stream; the change counter inline",
+        "chapter16.after_write": "plain writes: no AOF, no replication stream; the changes counted per batch",
         "chapter17.signal_keys_as_ready": "SET makes a string, which serves no blocked client (it stays blocked, as in Redis)",
         "chapter18.touch_watched_keys": "plain writes: no key watched",
     },
@@ -168,6 +168,8 @@ def process_input(conn: Any) -> None:
     parser, out = conn.parser, conn.outgoing
     plain: bool | None = None  # asked when a fast request comes; again after any full-path one
     writes = False
+    stopped = False  # blocked or closing: only a full-path request makes it so
+    changes = 0  # fast writes not yet told to the save rules: told before a full-path request, and at the end
     last: tuple[int, Any, bytes] | None = None  # the last request run fast: its fast_table entry, and the request
     last_request: list[bytes] = []
     slow_ns = watching.slowlog.slower_than * 1000 if watching.slowlog.slower_than >= 0 else None
@@ -178,7 +180,7 @@ def process_input(conn: Any) -> None:
     while chapter14.may_execute(conn) and (batch := parser.next_requests()):
         for index, request in enumerate(batch):
             reply_start = len(out)
-            if reply_start >= MAX_OUTPUT or conn.blocked or conn.closing:  # chapter 14's may_execute, inline
+            if reply_start >= MAX_OUTPUT or stopped:  # chapter 14's may_execute, inline
                 parser.put_back(batch[index:])
                 break
             found = fast_table.get(request[0]) or fast_table.get(request[0].lower())  # as clients send it: no lower()
@@ -189,13 +191,15 @@ def process_input(conn: Any) -> None:
                 writes = plain and plain_writes()
             if found is None or not plain or (found[1].writes and not writes):
                 last = None  # the full path notes its own request
+                if changes:
+                    snapshots.note_change(SET, changes)
+                    changes = 0
                 chapter14.process_request(conn, request)  # after QUIT, the client is closing: the check above stops
-                plain = None
+                plain, stopped = None, conn.blocked or conn.closing
                 keyspace, events = chapter14.keyspace, bool(chapter19.notify_classes)  # FLUSHALL ASYNC, CONFIG SET
                 no_ttls = not chapter14.expires
                 continue
             _, spec, name = found
-            COMMANDS.current = spec  # lookup_live counts a read's hits and misses by it
             if last is None:  # the first of a run of fast requests: its own start
                 started = perf_counter_ns()
             if name is GET and no_ttls:  # chapter 14's get, on the table's values: no handle
@@ -207,8 +211,10 @@ def process_input(conn: Any) -> None:
                     traffic.keyspace_hits += 1
                     if type(value) is bytes:
                         out += b"$%d\r\n%s\r\n" % (len(value), value)  # out.bulk(value), a call fewer
-                    else:
+                    else:  # a key of another type: an error, counted as after_call counts one
                         out.error(WRONGTYPE)
+                        spec.failed_calls += 1
+                        chapter21.count_error(out, reply_start)
             elif name is SET and no_ttls:  # chapter 14's set_plain: no handle, no Entry
                 old = keyspace.store(request[1], request[2])
                 if old is not None and type(old) is not bytes:
@@ -218,24 +224,28 @@ def process_input(conn: Any) -> None:
                         chapter14.notify_keyspace_event("n", "new", request[1])
                     chapter14.notify_keyspace_event("$", "set", request[1])
                 out += b"+OK\r\n"
+                changes += 1
             else:  # PING, or a key with a TTL to look at: the command itself
+                COMMANDS.current = spec  # lookup_live counts a read's hits and misses by it
                 spec.function(request[1:], out)
+                if out[reply_start] == ERROR_MARK:
+                    spec.failed_calls += 1
+                    chapter21.count_error(out, reply_start)
+                elif spec.writes:
+                    changes += 1
+                if append_only.pending:  # a key GET found expired, to propagate as DEL
+                    for listener in COMMANDS.after_command:
+                        listener()
             now = perf_counter_ns()
             elapsed, started = now - started, now  # one clock read per request after it: its end starts the next
             spec.calls += 1
             spec.nanoseconds += elapsed
-            if out[reply_start] == ERROR_MARK:  # GET of a key of another type
-                spec.failed_calls += 1
-                chapter21.count_error(out, reply_start)
-            elif spec.writes:
-                snapshots.note_change(name)
-            if append_only.pending:  # a key GET found expired, to propagate as DEL
-                for listener in COMMANDS.after_command:
-                    listener()
             if slow_ns is not None and elapsed >= slow_ns:
                 COMMANDS.last_call_ns, COMMANDS.request_name = elapsed, request[0]
                 watching.log_if_slow(name, spec, request[1:], out, reply_start)
             last, last_request = found, request
+    if changes:
+        snapshots.note_change(SET, changes)
     if last is not None:  # chapter 21's note_command and note_output_peak, once, for the last fast request
         _, spec, name = last
         chapter21.note_command(name, spec, last_request[1:], out)
