@@ -74,8 +74,11 @@ MAX_OUTPUT = chapter14.MAX_OUTPUT
 # exact arity picks out; any other goes the full way.
 GET, SET = b"get", b"set"  # the two the loop runs itself (a name from fast_table *is* one of these)
 FAST_COMMANDS = {GET: 2, SET: 3, b"ping": 1}
-# Their specs by name, in lower and upper case (as clients send them, so
-# that the name need not be lowered): (arity, spec, lower-case name).
+# Every command by name, in lower and upper case (as clients send them, so
+# that the name need not be lowered): (arity, spec, lower-case name), the
+# arity NOT_FAST for the commands not above, which no request has: one
+# lookup tells a full-path request too.
+NOT_FAST = -1
 fast_table: dict[bytes, tuple[int, Any, bytes]] = {}
 
 # Every hook chapters 14 to 22 register around a command, and why the fast
@@ -185,7 +188,7 @@ def process_input(conn: Any) -> None:
                 break
             found = fast_table.get(request[0]) or fast_table.get(request[0].lower())  # as clients send it: no lower()
             if found is not None and found[0] != len(request):
-                found = None  # not in its plainest form
+                found = None  # not a fast command, or not in its plainest form
             if found is not None and plain is None:
                 plain = plain_client(conn)
                 writes = plain and plain_writes()
@@ -256,8 +259,8 @@ def add_commands() -> None:
     """Chapter 22's server, its requests run through process_input."""
     chapter22.add_commands()
     chapter14.use_keyspace_table(compact_keyspace.CompactKeyspace)
-    for name, arity in FAST_COMMANDS.items():
-        fast_table[name] = fast_table[name.upper()] = (arity, COMMANDS.commands[name], name)
+    for name, spec in COMMANDS.commands.items():
+        fast_table[name] = fast_table[name.upper()] = (FAST_COMMANDS.get(name, NOT_FAST), spec, name)
     chapter14.input_processors.append(process_input)
 
 
