@@ -173,6 +173,35 @@ for kind, hooks in registered.items():
     assert result.stdout == "", "hooks the fast path does not account for:\n" + result.stdout
 
 
+def test_plain_get_and_set_run_inline():
+    """A plain GET or SET is answered by process_input itself, on the
+    table (value_of, store), not by chapter 14's command functions: with
+    those made to fail, a pipeline of them is still answered."""
+    script = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import select, socket
+from common.chapters import load_chapter
+from common.resp import encode_command
+chapter23 = load_chapter(23)
+chapter23.add_commands()
+chapter14 = chapter23.chapter14
+def not_inline(args, out):
+    raise AssertionError("a command function ran")
+for name in (b"get", b"set"):
+    chapter14.COMMANDS.commands[name].function = not_inline
+listener = socket.create_server(("127.0.0.1", 0))
+client = socket.create_connection(listener.getsockname())
+conn = chapter14.add_client(listener.accept()[0], select.poll(), {})
+conn.parser.feed(b"".join(encode_command(*request) for request in [("SET", "k", "v"), ("get", "k"), ("GET", "none")] * 8))
+chapter23.process_input(conn)
+print(bytes(conn.outgoing) == b"+OK\\r\\n$1\\r\\nv\\r\\n$-1\\r\\n" * 8)
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True\n"
+
+
 def test_the_keyspace_keeps_no_object_per_key():
     """Chapter 23's keyspace (compact_keyspace.py): ten thousand keys set
     through chapter 14's own SET leave no object for the garbage collector

@@ -260,7 +260,9 @@ def add_commands() -> None:
     chapter22.add_commands()
     chapter14.use_keyspace_table(compact_keyspace.CompactKeyspace)
     for name, spec in COMMANDS.commands.items():
-        fast_table[name] = fast_table[name.upper()] = (FAST_COMMANDS.get(name, NOT_FAST), spec, name)
+        fast_table[name] = fast_table[name.upper()] = (NOT_FAST, spec, name)
+    for name, arity in FAST_COMMANDS.items():  # their names as GET and SET above: the loop tells them by `is`
+        fast_table[name] = fast_table[name.upper()] = (arity, COMMANDS.commands[name], name)
     chapter14.input_processors.append(process_input)
 
 
