@@ -169,16 +169,19 @@ def process_input(conn: Any) -> None:
     the fast commands straight away while the client is plain, the others
     through chapter 14's process_request."""
     parser, out = conn.parser, conn.outgoing
-    plain: bool | None = None  # asked when a fast request comes; again after any full-path one
-    writes = False
+    # What the fast requests need to know, read when one comes (a batch
+    # of full-path requests never reads it) and again after any full-path
+    # request, which may change it (MULTI, FLUSHALL ASYNC, CONFIG SET, EXPIRE).
+    plain: bool | None = None
+    writes = events = False
+    no_ttls = True  # only the full path gives a key a TTL
+    keyspace: Any = None
+    traffic: Any = None
+    slow_ns: int | None = None
     stopped = False  # blocked or closing: only a full-path request makes it so
     changes = 0  # fast writes not yet told to the save rules: told before a full-path request, and at the end
     last: tuple[int, Any, bytes] | None = None  # the last request run fast: its fast_table entry, and the request
     last_request: list[bytes] = []
-    slow_ns = watching.slowlog.slower_than * 1000 if watching.slowlog.slower_than >= 0 else None
-    keyspace, traffic = chapter14.keyspace, chapter14.ADMIN.traffic
-    events = bool(chapter19.notify_classes)  # keyspace events to publish: SET tells chapter 14's listeners
-    no_ttls = not chapter14.expires  # only the full path gives a key a TTL: asked again after it
     started = 0
     while chapter14.may_execute(conn) and (batch := parser.next_requests()):
         for index, request in enumerate(batch):
@@ -192,6 +195,10 @@ def process_input(conn: Any) -> None:
             if found is not None and plain is None:
                 plain = plain_client(conn)
                 writes = plain and plain_writes()
+                keyspace, traffic = chapter14.keyspace, chapter14.ADMIN.traffic
+                events, no_ttls = bool(chapter19.notify_classes), not chapter14.expires
+                slower_than = watching.slowlog.slower_than
+                slow_ns = slower_than * 1000 if slower_than >= 0 else None
             if found is None or not plain or (found[1].writes and not writes):
                 last = None  # the full path notes its own request
                 if changes:
@@ -199,8 +206,6 @@ def process_input(conn: Any) -> None:
                     changes = 0
                 chapter14.process_request(conn, request)  # after QUIT, the client is closing: the check above stops
                 plain, stopped = None, conn.blocked or conn.closing
-                keyspace, events = chapter14.keyspace, bool(chapter19.notify_classes)  # FLUSHALL ASYNC, CONFIG SET
-                no_ttls = not chapter14.expires
                 continue
             _, spec, name = found
             if last is None:  # the first of a run of fast requests: its own start
