@@ -438,13 +438,12 @@ def _check_run(lines: list[bytes], first: int, span: int, most: int) -> int:
     loop per argument. 0 when the run is shorter than MIN_RUN or a check
     fails (a long argument, not in the table, or a request that is not
     plain): the loop per argument then checks them one at a time."""
-    end = first + most * span
-    headers = lines[first:end:span]
+    headers = lines[first : first + most * span : span]
     if headers.count(headers[0]) != most:  # a different command count further on: the run stops there
         most = next(index for index, header in enumerate(headers) if header != headers[0])
-        if most < MIN_RUN:
-            return 0
-        end = first + most * span
+    if most < MIN_RUN:
+        return 0
+    end = first + most * span
     for column in range(first + 1, first + span - 1, 2):
         if lines[column:end:span] != list(map(_LENGTH_LINE_OF.get, map(len, lines[column + 1 : end : span]))):
             return 0  # a long argument (not in the table) or not plain: request by request
