@@ -151,15 +151,23 @@ def test_client_list_shows_the_last_fast_command(server, real_redis):
             assert b" cmd=get " in line, (target, line)
 
 
+def run_on_a_fresh_chapter23(body: str) -> str:
+    """Run `body` in a new Python process where chapter 23's server is
+    loaded with its commands added (as `chapter23`, and its `chapter14`),
+    and nothing else has touched it; what it printed."""
+    preamble = (
+        "import sys\nsys.path.insert(0, sys.argv[1])\nfrom common.chapters import load_chapter\n"
+        "chapter23 = load_chapter(23)\nchapter23.add_commands()\nchapter14 = chapter23.chapter14\n"
+    )
+    result = subprocess.run([sys.executable, "-c", preamble + body, str(ROOT)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_every_hook_around_a_command_is_accounted_for():
     """A hook added to chapters 14-22 must say why the fast path may skip it (chapter 23's SKIPPED)."""
-    script = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from common.chapters import load_chapter
-chapter23 = load_chapter(23)
-chapter23.add_commands()
-commands, chapter14 = chapter23.COMMANDS, chapter23.chapter14
+    output = run_on_a_fresh_chapter23("""
+commands = chapter23.COMMANDS
 registered = {name: getattr(commands, name) for name in chapter23.SKIPPED if hasattr(commands, name)}
 registered["command_processed_tasks"] = chapter14.command_processed_tasks
 registered["keyspace_listeners"] = chapter14.keyspace_listeners
@@ -167,25 +175,17 @@ for kind, hooks in registered.items():
     names = {f"{hook.__module__}.{hook.__qualname__}" for hook in hooks}
     if names != set(chapter23.SKIPPED[kind]):
         print(kind, "registered:", sorted(names - set(chapter23.SKIPPED[kind])), "gone:", sorted(set(chapter23.SKIPPED[kind]) - names))
-"""
-    result = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "", "hooks the fast path does not account for:\n" + result.stdout
+""")
+    assert output == "", "hooks the fast path does not account for:\n" + output
 
 
 def test_plain_get_and_set_run_inline():
     """A plain GET or SET is answered by process_input itself, on the
     table (value_of, store), not by chapter 14's command functions: with
     those made to fail, a pipeline of them is still answered."""
-    script = """
-import sys
-sys.path.insert(0, sys.argv[1])
+    output = run_on_a_fresh_chapter23("""
 import select, socket
-from common.chapters import load_chapter
 from common.resp import encode_command
-chapter23 = load_chapter(23)
-chapter23.add_commands()
-chapter14 = chapter23.chapter14
 def not_inline(args, out):
     raise AssertionError("a command function ran")
 for name in (b"get", b"set"):
@@ -196,32 +196,23 @@ conn = chapter14.add_client(listener.accept()[0], select.poll(), {})
 conn.parser.feed(b"".join(encode_command(*request) for request in [("SET", "k", "v"), ("get", "k"), ("GET", "none")] * 8))
 chapter23.process_input(conn)
 print(bytes(conn.outgoing) == b"+OK\\r\\n$1\\r\\nv\\r\\n$-1\\r\\n" * 8)
-"""
-    result = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "True\n"
+""")
+    assert output == "True\n"
 
 
 def test_the_keyspace_keeps_no_object_per_key():
     """Chapter 23's keyspace (compact_keyspace.py): ten thousand keys set
     through chapter 14's own SET leave no object for the garbage collector
     to track (chapter 08's table keeps an Entry per key)."""
-    script = """
-import gc, sys
-sys.path.insert(0, sys.argv[1])
-from common.chapters import load_chapter
+    output = run_on_a_fresh_chapter23("""
+import gc
 from common.resp3 import ReplyBuffer
-chapter23 = load_chapter(23)
-chapter23.add_commands()
-chapter14 = chapter23.chapter14
 gc.collect()
 before = len(gc.get_objects())
 for number in range(10_000):
     chapter14.set_([b"key:%d" % number, b"x"], ReplyBuffer())
 gc.collect()
 print(len(chapter14.keyspace), len(gc.get_objects()) - before)
-"""
-    result = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    keys, tracked = map(int, result.stdout.split())
+""")
+    keys, tracked = map(int, output.split())
     assert keys == 10_000 and tracked < 100, f"{tracked} more tracked objects for {keys} keys"
