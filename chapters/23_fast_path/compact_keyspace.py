@@ -141,11 +141,16 @@ class Segment:
         if self.older_keys is not None and (older := probe(self.older_keys, self.older_mask, key)) >= 0:
             old, self.older_values[older] = self.older_values[older], value
             return old
-        self.keys[~index], self.values[~index] = key, value  # the empty slot that ended the probe
+        self.add(~index, key, value)  # the empty slot that ended the probe
+        return None
+
+    def add(self, index: int, key: bytes, value: Any) -> None:
+        """Put a new key in the newer table's empty slot `index`; past half
+        full, start doubling (unless a migration runs: it ends first)."""
+        self.keys[index], self.values[index] = key, value
         self.size += 1
         if self.older_keys is None and self.size > MAX_LOAD * (self.mask + 1):
             self.start_migrating()
-        return None
 
     def pop(self, key: bytes) -> tuple[bool, Any]:
         """(True, its value) after removing `key`, or (False, None)."""
@@ -307,10 +312,7 @@ class CompactKeyspace:
                 old, values[index] = values[index], value
                 return old
             index = (index + 1) & mask
-        keys[index], values[index] = key, value
-        segment.size += 1
-        if segment.size > MAX_LOAD * (mask + 1):
-            segment.start_migrating()
+        segment.add(index, key, value)
         return None
 
     # --- nodes: HMap's interface, for chapter 14's functions -------------------------------
